@@ -1,0 +1,93 @@
+"""Self-describing checkpoints: one ``.safetensors`` file whose header holds ``model_type``, the config as JSON
+and a ``format_version``; loading rebuilds the model from that config and loads the weights strictly.
+
+Models in the suite have a ``config`` dataclass attribute and class attributes ``model_type`` and ``config_class``; the map from
+``model_type`` to class is the plain dict :data:`MODEL_TYPES` (module paths, imported on use).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from audiotok.config import from_dict, to_dict
+from audiotok.utils import atomic_path
+
+FORMAT_VERSION = "1"
+# model_type -> "module:Class"; filled in as the models land
+MODEL_TYPES: dict[str, str] = {}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded: unknown version or type, or weights that do not fit."""
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The header metadata of a safetensors file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as err:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: not a safetensors checkpoint ({err})") from None
+
+
+def save_model(
+    model: nn.Module, path: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model``'s state_dict (optionally cast to ``dtype``) with its type and config in the header."""
+    state = {
+        k: v.detach().to(dtype if dtype and v.is_floating_point() else v.dtype).contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "model_type": type(model).model_type,
+        "config": json.dumps(to_dict(model.config)),
+    }
+    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra or {}).items()})
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return path
+
+
+def model_class(model_type: str) -> type[nn.Module]:
+    if model_type not in MODEL_TYPES:
+        raise CheckpointError(f"unknown model_type {model_type!r}; known: {sorted(MODEL_TYPES)}")
+    module, _, name = MODEL_TYPES[model_type].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_model(
+    path: str | os.PathLike,
+    cls: type[nn.Module] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> nn.Module:
+    """Rebuild a model from a checkpoint written by :func:`save_model` (weights cast to ``dtype``)."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
+    cls = cls or model_class(meta.get("model_type", ""))
+    if getattr(cls, "model_type", None) != meta.get("model_type"):
+        raise CheckpointError(f"{path}: holds a {meta.get('model_type')!r}, not a {cls.model_type!r}")
+    model = cls(from_dict(cls.config_class, json.loads(meta["config"])))
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit {cls.__name__}: {err}") from None
+    return model.to(device).eval()

@@ -1,0 +1,1 @@
+"""Layers and helpers shared by several models."""

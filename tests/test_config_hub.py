@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+from torch import nn
+
+from audiotok import hub
+from audiotok.config import ConfigError, apply_overrides, from_dict, load_config, save_config, to_dict
+
+
+@dataclass
+class Inner:
+    width: int = 8
+    rates: tuple[int, ...] = (2, 4)
+
+
+@dataclass
+class Outer:
+    name: str = "tiny"
+    lr: float = 1e-3
+    inner: Inner = field(default_factory=Inner)
+    dropout: float | None = None
+
+
+def test_from_dict_round_trip_and_errors(tmp_path):
+    cfg = Outer(name="x", lr=2, inner=Inner(16, (1, 2, 3)))
+    d = to_dict(cfg)
+    assert d["inner"]["rates"] == [1, 2, 3]
+    assert from_dict(Outer, d) == Outer(name="x", lr=2.0, inner=Inner(16, (1, 2, 3)))
+    with pytest.raises(ConfigError, match=r"inner: unknown key\(s\) \['depth'\]"):
+        from_dict(Outer, {"inner": {"depth": 3}})
+    with pytest.raises(ConfigError, match="inner.width: expected int"):
+        from_dict(Outer, {"inner": {"width": "wide"}})
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(Outer, tmp_path / "c.yaml", ["inner.width=32", "dropout=0.1"]) == Outer(
+        name="x", lr=2.0, inner=Inner(32, (1, 2, 3)), dropout=0.1
+    )
+    with pytest.raises(ConfigError):
+        apply_overrides({}, ["novalue"])
+
+
+class TinyNet(nn.Module):
+    model_type = "test-tiny"
+    config_class = Inner
+
+    def __init__(self, config: Inner):
+        super().__init__()
+        self.config = config
+        self.proj = nn.Linear(config.width, config.width)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x):
+        return self.proj(x)
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    torch.manual_seed(0)
+    model = TinyNet(Inner(width=12))
+    path = hub.save_model(model, tmp_path / "m.safetensors", extra={"card": {"steps": 3}})
+    meta = hub.read_metadata(path)
+    assert meta["model_type"] == "test-tiny" and meta["format_version"] == hub.FORMAT_VERSION
+    loaded = hub.load_model(path, TinyNet)
+    assert loaded.config == Inner(width=12, rates=(2, 4))
+    x = torch.randn(3, 12)
+    assert torch.equal(loaded(x), model(x))
+    half = hub.load_model(hub.save_model(model, tmp_path / "h.safetensors", dtype=torch.float16), TinyNet)
+    assert torch.allclose(half(x), model(x), atol=1e-2) and half.proj.weight.dtype == torch.float32
+    with pytest.raises(hub.CheckpointError, match="unknown model_type"):
+        hub.load_model(path)
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(hub.CheckpointError, match="not a safetensors"):
+        hub.load_model(tmp_path / "junk.safetensors", TinyNet)
+
+    class Wider(TinyNet):
+        def __init__(self, config):
+            super().__init__(config)
+            self.extra = nn.Linear(2, 2)
+
+    with pytest.raises(hub.CheckpointError, match="do not fit"):
+        hub.load_model(path, Wider)
