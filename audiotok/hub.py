@@ -23,7 +23,9 @@ from audiotok.utils import atomic_path
 
 FORMAT_VERSION = "1"
 # model_type -> "module:Class"; filled in as the models land
-MODEL_TYPES: dict[str, str] = {}
+MODEL_TYPES: dict[str, str] = {
+    "audiotok-codec": "audiotok.codec.model:Codec",
+}
 
 
 class CheckpointError(ValueError):

@@ -9,7 +9,8 @@ import whisper
 from torchaudio.compliance import kaldi
 
 from audiotok.data.dataset import pad_sequences
-from audiotok.data.features import KaldiFbank, MelSpectrogram, build_features, reflect_pad_per_item
+from audiotok.data.features import KaldiFbank, MelSpectrogram, build_features
+from audiotok.nn.masks import reflect_pad_per_item
 from tests.conftest import speechlike
 
 LENGTHS = (16000 * 3 + 37, 8000, 12345, 401)

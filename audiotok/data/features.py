@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from audiotok.audio import mel_filterbank
-from audiotok.nn.masks import sequence_mask
+from audiotok.nn.masks import reflect_pad_per_item, sequence_mask
 
 
 @dataclass(frozen=True)
@@ -94,19 +94,6 @@ MEL_PRESETS = {
     "vocos": vocos_mel,
     "cosyvoice2": cosyvoice2_mel,
 }
-
-
-def reflect_pad_per_item(wav: torch.Tensor, wav_lens: torch.Tensor, left: int, right: int) -> torch.Tensor:
-    """Reflect-pad each row of ``wav`` (B, T) at its own start and at its own end ``wav_lens[b]``.
-
-    Returns ``(B, left + T + right)``; for an unpadded batch this equals ``F.pad(wav, (left, right), "reflect")``.
-    Positions past ``wav_lens[b] + right`` hold arbitrary samples of the item (they only reach invalid frames).
-    """
-    B, T = wav.shape
-    idx = torch.arange(-left, T + right, device=wav.device).unsqueeze(0).expand(B, -1).abs()
-    last = (wav_lens.to(wav.device).long() - 1).clamp_min(0).unsqueeze(1)
-    idx = torch.where(idx > last, 2 * last - idx, idx).clamp(0, max(T - 1, 0))
-    return wav.gather(1, idx)
 
 
 def _as_batch(wav: torch.Tensor, wav_lens: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

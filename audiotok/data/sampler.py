@@ -114,7 +114,9 @@ class DurationBatchSampler(Sampler[list[int]]):
         """All batches of an epoch for this rank, in order (a pure function of seed, epoch, rank)."""
         epoch = self.epoch if epoch is None else epoch
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        batches = [b for bucket in self._bucketize(g) for b in self._pack(bucket)]
+        # pack the bucket-ordered items in one run: batches hold similar durations, and small buckets do not
+        # leave a trail of part-filled batches behind them
+        batches = self._pack([i for bucket in self._bucketize(g) for i in bucket])
         if self.even_batches:
             batches = self._even_out(batches)
         if self.shuffle:

@@ -1,4 +1,4 @@
-"""Length masks: the one place that turns ``*_lens`` into boolean masks."""
+"""Length masks and per-item padding: the one place that turns ``*_lens`` into masks."""
 
 from __future__ import annotations
 
@@ -15,3 +15,17 @@ def sequence_mask(lens: torch.Tensor, max_len: int | None = None) -> torch.Tenso
 def full_lens(x: torch.Tensor) -> torch.Tensor:
     """Lengths for an unpadded batch ``(B, ..., T)``: every item has length ``T``."""
     return torch.full((x.shape[0],), x.shape[-1], dtype=torch.long, device=x.device)
+
+
+def reflect_pad_per_item(x: torch.Tensor, lens: torch.Tensor, left: int, right: int) -> torch.Tensor:
+    """Reflect-pad each item of ``x`` (B, ..., T) at its own start and at its own end ``lens[b]`` (last axis).
+
+    Returns ``(B, ..., left + T + right)``; for an unpadded batch this equals ``F.pad(x, (left, right), "reflect")``.
+    Positions past ``lens[b] + right`` hold arbitrary values of the item (they only reach invalid frames).
+    """
+    T = x.shape[-1]
+    idx = torch.arange(-left, T + right, device=x.device).unsqueeze(0).abs()
+    last = (lens.to(x.device).long() - 1).clamp_min(0).unsqueeze(1)
+    idx = torch.where(idx > last, 2 * last - idx, idx).clamp(0, max(T - 1, 0))  # (B, T')
+    idx = idx.view(x.shape[0], *([1] * (x.dim() - 2)), -1).expand(*x.shape[:-1], -1)
+    return x.gather(-1, idx)
