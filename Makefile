@@ -7,7 +7,12 @@ STAMP := $(VENV)/.installed
 DEB_PACKAGES := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox ffmpeg \
 	libsndfile1 fortunes fortunes-min wordnet-base
 
-.PHONY: setup system demo test test-all bench lint format clean-venv
+# peer codecs for bench/codec.py; DAC's audiotools pins protobuf<3.20 (breaks tensorboard): installed --no-deps
+BENCH_PACKAGES := encodec==0.1.1 argbind==0.3.9 flatten-dict==0.5.0 julius==0.2.8 ffmpy==1.0.0 pyloudnorm==0.2.0 \
+	randomname==0.2.1 markdown2==2.5.5 importlib_resources==7.1.0 fire==0.7.1
+BENCH_NODEPS := descript-audio-codec==1.0.0 descript-audiotools==0.7.2
+
+.PHONY: setup system demo test test-all bench bench-codec lint format clean-venv
 
 setup: system $(STAMP)
 
@@ -36,6 +41,11 @@ test-all: setup
 
 bench: setup
 	$(PY) bench/features.py
+
+bench-codec: setup
+	$(PY) -m pip install -q -c requirements.lock $(BENCH_PACKAGES)
+	$(PY) -m pip install -q --no-deps $(BENCH_NODEPS)
+	$(PY) bench/codec.py
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -89,6 +89,51 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_codec(args: argparse.Namespace):
+    from audiotok.codec import Codec
+
+    return Codec.from_pretrained(args.model, config=getattr(args, "config", None), device=args.device)
+
+
+def cmd_eval_codec(args: argparse.Namespace) -> int:
+    from audiotok.codec.evaluate import evaluate_codec, format_table
+
+    model = _load_codec(args)
+    result = evaluate_codec(
+        model,
+        args.manifest,
+        limit=args.limit,
+        batch_seconds=args.batch_seconds,
+        references=not args.no_references,
+        progress=not args.quiet,
+    )
+    result["model"] = str(args.model or "bundled:codec")
+    result["manifest"] = str(args.manifest)
+    print(format_table(result))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from audiotok.codec import Codec
+
+    model = Codec.from_pretrained(args.checkpoint, config=args.config)
+    path = model.save(args.output, dtype=torch_dtype(args.dtype))
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {model.frame_rate:g} tokens/s, {model.codebook_size} codes)"
+    )
+    return 0
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """What exists so far, end to end: corpus -> manifest -> batched features -> summary."""
     from audiotok.data.extract import extract_features
@@ -114,8 +159,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"x {s['n_bins']} bins (mean {s['mean']:.2f}, std {s['std']:.2f}) in {s['wall_seconds']:.1f} s "
             f"= {s['audio_hours_per_second'] * 3600:.0f}x realtime on {s['device']}"
         )
+    _demo_codec(data, args)
     print(f"[demo] done in {time.time() - t0:.1f} s (all audio is synthetic)")
     return 0
+
+
+def _demo_codec(data: Path, args: argparse.Namespace) -> None:
+    """Encode and decode held-out utterances with the bundled codec; print rates and metrics."""
+    from audiotok import audio
+    from audiotok.codec import Codec
+    from audiotok.codec.evaluate import evaluate_codec, format_table
+    from audiotok.data.manifest import read_manifest
+
+    try:
+        codec = Codec.from_pretrained(device=args.device)
+    except FileNotFoundError as err:
+        print(f"[demo] codec: {err}")
+        return
+    test = read_manifest(data / "test.jsonl")
+    u = test[0]
+    wav, sample_rate = audio.load(u.audio, mono=True)
+    codes, code_lens = codec.encode(wav, sample_rate=sample_rate)
+    rec = codec.reconstruct(audio.resample(wav, sample_rate, codec.sample_rate))
+    out = data / "demo-out" / f"{u.id}.reconstructed.wav"
+    audio.save(out, rec[0], codec.sample_rate)
+    print(
+        f"[demo] codec: {u.id} ({u.speaker}, held-out voice), {wav.shape[-1] / sample_rate:.2f} s -> "
+        f"{int(code_lens[0])} tokens from one {codec.codebook_size}-code book "
+        f"({codec.frame_rate:g} tokens/s, {codec.frame_rate * 12 / 1000:.2f} kbps) -> {out}"
+    )
+    print(f"[demo] codec: first tokens {codes[0, :12].tolist()}")
+    result = evaluate_codec(codec, data / "test.jsonl", limit=args.eval_utterances, progress=False)
+    print(f"[demo] codec on {result['utterances']} held-out synthetic utterances:")
+    print(format_table(result))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,8 +239,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", default="data/synth-demo", help="where the demo corpus lives")
     s.add_argument("--minutes", type=float, default=10.0)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--eval-utterances", type=int, default=20, help="held-out utterances scored by the demo")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("eval-codec", help="reconstruction metrics of a codec over a manifest (held-out speakers)")
+    s.add_argument("manifest")
+    s.add_argument(
+        "--model", default=None, help="checkpoint (.safetensors, folder, or official .ckpt); default: bundled"
+    )
+    s.add_argument("--config", default=None, help="YAML of an official WavTokenizer .ckpt")
+    s.add_argument("--limit", type=int, default=None)
+    s.add_argument("--batch-seconds", type=float, default=60.0)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--no-references", action="store_true", help="skip the lower/upper bound reference points")
+    s.add_argument("-o", "--output", default=None, help="write the result as JSON")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_eval_codec)
+
+    s = sub.add_parser("export", help="convert an official WavTokenizer .ckpt + YAML into our checkpoint")
+    s.add_argument("checkpoint")
+    s.add_argument("--config", required=True, help="the release's YAML")
+    s.add_argument("-o", "--output", required=True, help="output .safetensors")
+    s.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
+    s.set_defaults(func=cmd_export)
     return p
 
 

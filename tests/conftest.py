@@ -8,6 +8,9 @@ import torch
 
 from audiotok import audio
 
+# the official WavTokenizer test vectors (../shared/testvectors/wavtokenizer, beside the repository)
+WAVTOKENIZER_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "testvectors" / "wavtokenizer"
+
 
 def speechlike(n: int, sample_rate: int, seed: int = 0) -> torch.Tensor:
     """A harmonic signal with a moving pitch and amplitude envelope, plus a little noise: (n,) float32."""

@@ -36,3 +36,32 @@ def test_synth_corpus_and_demo(tmp_path, capsys):
     text = capsys.readouterr().out
     for feature in ("whisper-80", "vocos", "cosyvoice2", "fbank"):
         assert f"[demo] {feature}" in text
+
+
+def test_eval_codec_and_export(wav_tree, tmp_path, capsys):
+    import torch
+
+    from audiotok.codec import Codec, codec_config
+    from tests.conftest import WAVTOKENIZER_VECTORS as VECTORS
+
+    torch.manual_seed(0)
+    model = Codec(codec_config("tiny"))
+    model.quantizer.init_from_latents(torch.randn(200, 16), iters=3)
+    ckpt = model.save(tmp_path / "tiny.safetensors")
+    manifest = tmp_path / "m.jsonl"
+    assert main(["prepare", str(wav_tree), "-o", str(manifest), "--quiet"]) == 0
+    out = tmp_path / "eval.json"
+    assert main(["eval-codec", str(manifest), "--model", str(ckpt), "-o", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "lower bound (constant code)" in text and "upper bound (unquantized latents)" in text
+    result = json.loads(out.read_text())
+    assert result["utterances"] == 5 and result["tokens_per_second"] == 75.0
+    assert abs(result["bitrate_kbps"] - 0.45) < 1e-9  # 75 tokens/s x log2(64) bits
+    assert {"pesq", "stoi", "mel_distance", "stft_distance", "si_snr"} <= set(result["codec"])
+    if (VECTORS / "model.ckpt").exists():
+        exported = tmp_path / "wt.safetensors"
+        assert (
+            main(["export", str(VECTORS / "model.ckpt"), "--config", str(VECTORS / "config.yaml"), "-o", str(exported)])
+            == 0
+        )
+        assert Codec.from_pretrained(exported).config.decoder.dim == 64

@@ -3,8 +3,6 @@ released Lightning layout and the reference implementation's outputs."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -12,8 +10,8 @@ import torch
 from audiotok import audio
 from audiotok.codec import Codec
 from audiotok.codec.official import config_from_yaml
+from tests.conftest import WAVTOKENIZER_VECTORS as VECTORS
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "testvectors" / "wavtokenizer"
 pytestmark = pytest.mark.skipif(not (VECTORS / "model.ckpt").exists(), reason=f"no test vectors at {VECTORS}")
 
 

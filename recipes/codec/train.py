@@ -60,6 +60,8 @@ class DataConfig:
     batch_size: int = 40  # per process
     n_workers: int = 4
     gain_db: tuple[float, float] = (-6.0, -1.0)  # random peak level of training segments, as released
+    dither_db: float | None = None  # white noise floor (dBFS RMS) added to segments; digital silence (synthetic
+    # speech) otherwise dominates the log-mel loss at log(1e-7)
     n_valid: int = 16  # utterances scored at each validation
 
 
@@ -242,7 +244,10 @@ def train(cfg: CodecTrainConfig) -> dict:
             batches_this_epoch += 1
             if not batch["ids"]:
                 continue
-            wav = random_peak_gain(batch["audio"], cfg.data.gain_db, gen).to(device)
+            wav = random_peak_gain(batch["audio"], cfg.data.gain_db, gen)
+            if cfg.data.dither_db is not None:
+                wav = wav + 10 ** (cfg.data.dither_db / 20) * torch.randn(wav.shape, generator=gen)
+            wav = wav.to(device)
             lens = batch["audio_lens"].to(device)
             wav = wav * (torch.arange(wav.shape[1], device=device)[None] < lens[:, None])
             cond = torch.randint(0, cfg.n_cond, (1,), generator=gen).to(device)
