@@ -128,6 +128,97 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_tokenizer(name: str | None, config: str | None = None, device: str = "cpu"):
+    """``(model, name)`` for ``--model``: None or ``codec`` = the bundled codec; a bundled name; or a path."""
+    from audiotok.codec import Codec
+    from audiotok.codec.model import ASSETS
+
+    if name is None or (ASSETS / name / "model.safetensors").is_file():
+        model = Codec.from_pretrained(None if name is None else ASSETS / name, device=device)
+        return model, name or "codec"
+    path = Path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"--model {name}: neither a bundled model (see `audiotok models`) nor a path")
+    return Codec.from_pretrained(path, config=config, device=device), path.stem
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    import os
+
+    from audiotok.batch import EncodeOptions, collect_inputs, encode_items
+    from audiotok.train import cleanup_distributed, setup_distributed
+
+    info = setup_distributed(args.device)
+    model, name = load_tokenizer(args.model, args.config, str(info.device))
+    items = collect_inputs(args.inputs)
+    opts = EncodeOptions(
+        out=args.output,
+        format=args.format,
+        batch_seconds=args.batch_seconds,
+        n_workers=args.workers,
+        window_seconds=args.window_seconds,
+        shard_size=args.shard_size,
+        overwrite=args.overwrite,
+        fail_fast=args.fail_fast,
+        progress=not args.quiet and info.is_main,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
+    if args.format == "jsonl" and info.world_size > 1:
+        root, ext = os.path.splitext(args.output)
+        opts.out = f"{root}.rank{info.rank}{ext}"
+    summary = encode_items(model, name, items, opts)
+    tag = f"[rank {info.rank}/{info.world_size}] " if info.distributed else ""
+    print(f"{tag}encode: {summary.line()}")
+    for f in summary.failures[:10]:
+        print(f"{tag}  failed {f['path']}: {f['reason']}", file=sys.stderr)
+    cleanup_distributed()
+    return 1 if summary.failed else 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from audiotok.batch import decode_tokens
+
+    model, name = load_tokenizer(args.model, args.config, args.device)
+    summary = decode_tokens(
+        model, name, args.inputs, args.output, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet
+    )
+    print(f"decode: {summary.line()}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from audiotok.batch import describe
+
+    for path in args.files:
+        d = describe(path)
+        print(f"{path}: {d.pop('kind')}")
+        _print_table([(k, json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in d.items()])
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from audiotok.codec.model import ASSETS
+
+    print("bundled (load by name with --model NAME):")
+    found = False
+    for card in sorted(ASSETS.glob("*/model.safetensors")):
+        found = True
+        note = (
+            (card.parent / "card.md").read_text().splitlines()[0].lstrip("# ")
+            if (card.parent / "card.md").exists()
+            else ""
+        )
+        print(f"  {card.parent.name:<12} {card.stat().st_size / 1e6:6.1f} MB  {note}")
+    if not found:
+        print("  (none installed)")
+    print("architectures (build with audiotok.codec.codec_config(NAME); train with recipes/codec):")
+    print("  wavtokenizer-75, wavtokenizer-40 (the released small configs), small-75, tiny")
+    print("official checkpoints (local files; --model CKPT --config YAML):")
+    print("  WavTokenizer .ckpt + its YAML (e.g. WavTokenizer_small_320_24k_4096.ckpt)")
+    return 0
+
+
 def torch_dtype(name: str):
     import torch
 
@@ -257,6 +348,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_eval_codec)
 
+    s = sub.add_parser("encode", help="audio files/folders/manifests -> token files (resumable, batched)")
+    s.add_argument("inputs", nargs="+", help="files, folders (recursive), manifests (.jsonl), or - for stdin paths")
+    s.add_argument("-o", "--output", required=True, help="output folder (files, shards) or .jsonl path")
+    s.add_argument("--model", default=None, help="bundled name or checkpoint path (default: the bundled codec)")
+    s.add_argument("--config", default=None, help="YAML of an official WavTokenizer .ckpt")
+    s.add_argument("--format", choices=("files", "jsonl", "shards"), default="files")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--batch-seconds", type=float, default=120.0, help="padded audio seconds per batch")
+    s.add_argument("--workers", type=int, default=2, help="data loading processes")
+    s.add_argument("--window-seconds", type=float, default=60.0, help="longer files are encoded in windows")
+    s.add_argument("--shard-size", type=int, default=1000, help="items per shard (--format shards)")
+    s.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    s.add_argument("--fail-fast", action="store_true", help="stop at the first bad file")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_encode)
+
+    s = sub.add_parser("decode", help="token files/folders/jsonl/shards -> wav files")
+    s.add_argument("inputs", nargs="+")
+    s.add_argument("-o", "--output", required=True, help="output folder")
+    s.add_argument("--model", default=None)
+    s.add_argument("--config", default=None)
+    s.add_argument("--sample-rate", type=int, default=None, help="resample the output (default: the model's)")
+    s.add_argument("--force", action="store_true", help="decode tokens made by another model")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_decode)
+
+    s = sub.add_parser("info", help="what a token file, shard or checkpoint is")
+    s.add_argument("files", nargs="+")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("models", help="list bundled and known models")
+    s.set_defaults(func=cmd_models)
+
     s = sub.add_parser("export", help="convert an official WavTokenizer .ckpt + YAML into our checkpoint")
     s.add_argument("checkpoint")
     s.add_argument("--config", required=True, help="the release's YAML")
@@ -273,10 +398,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     from audiotok.audio import AudioError
     from audiotok.data.manifest import ManifestError
+    from audiotok.hub import CheckpointError
+    from audiotok.tokens import TokenFileError
 
     try:
         return args.func(args)
-    except (AudioError, ManifestError, FileNotFoundError, ValueError, RuntimeError) as err:
+    except (
+        AudioError,
+        ManifestError,
+        CheckpointError,
+        TokenFileError,
+        FileNotFoundError,
+        ValueError,
+        RuntimeError,
+    ) as err:
         print(f"audiotok {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -33,21 +33,31 @@ class DiscriminatorConfig:
     n_cond_embeddings: int = 4  # 0 = unconditional
 
 
-class _Conditional(nn.Module):
-    """Adds ``<emb(cond), h>`` (projection discriminator) to the logits when conditional."""
+class _ConvStack2d(nn.Module):
+    """``convs`` with leaky ReLUs, then ``conv_post``; conditional: adds ``<emb(cond), h>`` to the logits
+    (a projection discriminator)."""
+
+    convs: nn.ModuleList
+    conv_post: nn.Module
 
     def __init__(self, channels: int, n_cond_embeddings: int):
         super().__init__()
         self.emb = nn.Embedding(n_cond_embeddings, channels) if n_cond_embeddings else None
 
-    def project(self, logits: torch.Tensor, h: torch.Tensor, cond_id: torch.Tensor | None) -> torch.Tensor:
-        if self.emb is None or cond_id is None:
-            return logits
-        emb = self.emb(cond_id).view(cond_id.shape[0], -1, *([1] * (h.dim() - 2)))
-        return logits + (emb * h).sum(dim=1, keepdim=True)
+    def run(self, h: torch.Tensor, cond_id: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        features = []
+        for conv in self.convs:
+            h = F.leaky_relu(conv(h), 0.1)
+            features.append(h)
+        logits = self.conv_post(h)
+        if self.emb is not None and cond_id is not None:
+            emb = self.emb(cond_id).view(cond_id.shape[0], -1, *([1] * (h.dim() - 2)))
+            logits = logits + (emb * h).sum(dim=1, keepdim=True)
+        features.append(logits)
+        return logits, features
 
 
-class PeriodDiscriminator(_Conditional):
+class PeriodDiscriminator(_ConvStack2d):
     def __init__(self, period: int, channels: tuple[int, ...], n_cond_embeddings: int):
         super().__init__(channels[-1], n_cond_embeddings)
         self.period = period
@@ -63,17 +73,10 @@ class PeriodDiscriminator(_Conditional):
         B, T = x.shape
         if T % self.period:
             x = F.pad(x, (0, self.period - T % self.period), mode="reflect")
-        h = x.view(B, 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), 0.1)
-            features.append(h)
-        logits = self.project(self.conv_post(h), h, cond_id)
-        features.append(logits)
-        return logits, features
+        return self.run(x.view(B, 1, -1, self.period), cond_id)
 
 
-class ResolutionDiscriminator(_Conditional):
+class ResolutionDiscriminator(_ConvStack2d):
     def __init__(self, n_fft: int, hop_length: int, win_length: int, channels: int, n_cond_embeddings: int):
         super().__init__(channels, n_cond_embeddings)
         self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
@@ -98,13 +101,7 @@ class ResolutionDiscriminator(_Conditional):
             .abs()
             .unsqueeze(1)
         )  # (B, 1, F, frames)
-        h, features = spec, []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), 0.1)
-            features.append(h)
-        logits = self.project(self.conv_post(h), h, cond_id)
-        features.append(logits)
-        return logits, features
+        return self.run(spec, cond_id)
 
 
 class BandSTFTDiscriminator(nn.Module):

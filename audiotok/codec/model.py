@@ -21,6 +21,7 @@ from audiotok.nn.istft import ISTFTHead
 from audiotok.nn.masks import sequence_mask
 from audiotok.nn.seanet import SEANetConfig, SEANetEncoder
 from audiotok.nn.vocos import VocosBackbone, VocosConfig
+from audiotok.utils import sha256_file
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_NAME = "codec"
@@ -254,5 +255,8 @@ class Codec(nn.Module):
 
             if config is None:
                 raise ValueError("an official WavTokenizer .ckpt needs its YAML: from_pretrained(ckpt, config=yaml)")
-            return load_wavtokenizer(path, config).to(device)
-        return load_model(path, cls, device=device)
+            model = load_wavtokenizer(path, config).to(device)
+        else:
+            model = load_model(path, cls, device=device)
+        model.weights_sha256 = sha256_file(path)  # identifies the model in token files
+        return model

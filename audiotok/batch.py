@@ -1,0 +1,423 @@
+"""Batch tokenization of many files (``audiotok encode`` / ``audiotok decode``): resumable, atomic, sharded.
+
+Inputs are files, folders (recursive), manifests, or ``-`` (paths on stdin). Files are batched by duration, read
+in worker processes, encoded on the device, and written as token files mirroring the input tree (or JSONL, or
+WebDataset shards). Every write is atomic; outputs that already exist for the same model are skipped; bad files
+are reported per file (``failed.jsonl``) and the rest goes on. Under ``torchrun`` each rank takes a disjoint share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from audiotok import audio
+from audiotok.audio import AUDIO_EXTENSIONS, AudioError
+from audiotok.data.dataset import pad_sequences
+from audiotok.data.manifest import iter_manifest
+from audiotok.data.sampler import DurationBatchSampler
+from audiotok.tokens import (
+    TOKEN_SUFFIX,
+    ShardWriter,
+    TokenFileError,
+    TokenizerId,
+    TokenRecord,
+    config_hash,
+    from_json_line,
+    iter_shard,
+    load_tokens,
+    read_token_header,
+    save_tokens,
+    to_json_line,
+)
+from audiotok.utils import atomic_path
+
+FORMATS = ("files", "jsonl", "shards")
+
+
+@dataclass
+class InputItem:
+    """One utterance to encode: where it is, and where its output goes (``rel``, without suffix)."""
+
+    path: str
+    rel: str
+    start: float | None = None
+    end: float | None = None
+    text: str | None = None
+
+
+@dataclass
+class RunSummary:
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    wall: float = 0.0
+    failures: list[dict] = field(default_factory=list)
+
+    def line(self) -> str:
+        hours = self.seconds / 3600
+        rate = self.seconds / max(self.wall, 1e-9)
+        return (
+            f"{self.ok} ok, {self.skipped} skipped, {self.failed} failed; {hours:.3f} h of audio in "
+            f"{self.wall:.1f} s ({rate:.0f}x realtime, {hours / max(self.wall, 1e-9) * 3600:.1f} h per hour)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- inputs
+def collect_inputs(inputs: Iterable[str], stdin=None) -> list[InputItem]:
+    """Expand files, folders, manifests (``.jsonl``/``.jsonl.gz``) and ``-`` into items with output names."""
+    items: list[InputItem] = []
+    for spec in inputs:
+        if spec == "-":
+            for line in stdin or sys.stdin:
+                if line.strip():
+                    p = Path(line.strip())
+                    items.append(InputItem(str(p), p.with_suffix("").name))
+            continue
+        p = Path(spec)
+        if p.is_dir():
+            for f in sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()):
+                items.append(InputItem(str(f), str(f.relative_to(p).with_suffix(""))))
+        elif p.name.endswith((".jsonl", ".jsonl.gz")):
+            for u in iter_manifest(p):
+                items.append(InputItem(u.audio, u.id, u.start, u.end, u.text))
+        else:  # a single file: missing or bad ones are reported when read
+            items.append(InputItem(str(p), p.with_suffix("").name))
+    seen: set[str] = set()
+    for it in items:
+        if it.rel in seen:
+            raise ValueError(f"two inputs map to the same output name {it.rel!r}; encode them in separate runs")
+        seen.add(it.rel)
+    return items
+
+
+def model_identity(model, name: str) -> TokenizerId:
+    """The tokenizer's identity for token files: weights hash (of the loaded file when known), config hash."""
+    from audiotok.config import to_dict
+
+    sha = getattr(model, "weights_sha256", None)
+    if sha is None:
+        h = hashlib.sha256()
+        for k, v in sorted(model.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().float().numpy().tobytes())
+        sha = h.hexdigest()
+    return TokenizerId(
+        name,
+        sha,
+        config_hash(to_dict(model.config)),
+        int(model.sample_rate),
+        float(model.frame_rate),
+        int(model.codebook_size),
+    )
+
+
+class _AudioItems(Dataset):
+    """Loads items as mono audio at the model's rate; bad files come back as the error message."""
+
+    def __init__(self, items: list[InputItem], sample_rate: int):
+        self.items, self.sample_rate = items, sample_rate
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        it = self.items[i]
+        try:
+            wav, sr = audio.load(it.path, start=it.start, end=it.end, mono=True)
+            return i, audio.resample(wav, sr, self.sample_rate), None
+        except AudioError as err:
+            return i, None, err.reason
+
+
+def _collate(batch):
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------------- encode
+@dataclass
+class EncodeOptions:
+    """Knobs of ``audiotok encode``."""
+
+    out: str
+    format: str = "files"  # "files" (mirrored tree), "jsonl" or "shards"
+    batch_seconds: float = 120.0  # padded audio seconds per batch
+    n_workers: int = 2  # loading processes
+    window_seconds: float = 60.0  # longer files are encoded in windows of this length...
+    overlap_seconds: float = 2.0  # ...that overlap by this much on each side
+    shard_size: int = 1000
+    overwrite: bool = False
+    fail_fast: bool = False
+    progress: bool = True
+    rank: int = 0
+    world_size: int = 1
+
+
+def encode_long(model, wav: torch.Tensor, window: float, overlap: float) -> torch.Tensor:
+    """Codes (L,) of a long mono signal, encoded in windows that overlap by ``overlap`` seconds on each side;
+    each window contributes its central frames. Windows start on frame boundaries."""
+    hop, sr = model.hop_length, model.sample_rate
+    n_frames = -(-wav.shape[-1] // hop)
+    win = max(1, int(window * sr) // hop)
+    ctx = int(overlap * sr) // hop
+    codes = torch.empty(n_frames, dtype=torch.long)
+    for start in range(0, n_frames, win):
+        lo, hi = max(0, start - ctx), min(n_frames, start + win + ctx)
+        c, _ = model.encode(wav[lo * hop : hi * hop])
+        codes[start : min(n_frames, start + win)] = c[0, start - lo : start - lo + min(win, n_frames - start)].cpu()
+    return codes
+
+
+def _output_path(opts: EncodeOptions, item: InputItem) -> Path:
+    return Path(opts.out) / (item.rel + TOKEN_SUFFIX)
+
+
+def _done_keys(opts: EncodeOptions, ident: TokenizerId) -> set[str]:
+    """Items already encoded by this model (for jsonl/shards; files are checked one by one)."""
+    done: set[str] = set()
+    out = Path(opts.out)
+    if opts.format == "jsonl" and out.exists():
+        for line in out.read_text().splitlines():
+            try:
+                key, rec = from_json_line(line)
+            except (json.JSONDecodeError, KeyError, TokenFileError):
+                continue  # a line cut by a kill; it is redone
+            if rec.model.model_sha256 == ident.model_sha256:
+                done.add(key)
+    elif opts.format == "shards" and out.is_dir():
+        for shard in sorted(out.glob("*.tar")):
+            done.update(key for key, rec, _ in iter_shard(shard) if rec.model.model_sha256 == ident.model_sha256)
+    return done
+
+
+def encode_items(model, name: str, items: list[InputItem], opts: EncodeOptions) -> RunSummary:
+    """Encode ``items`` with ``model`` as ``opts`` says; returns what happened."""
+    if opts.format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}")
+    t0 = time.time()
+    ident = model_identity(model, name)
+    summary = RunSummary()
+    items = items[opts.rank :: opts.world_size]
+    key_of = {it.rel: it.rel.replace("/", "__").replace(".", "_") for it in items}
+    done = _done_keys(opts, ident) if not opts.overwrite else set()
+    todo = []
+    for it in items:
+        if opts.format == "files":
+            out = _output_path(opts, it)
+            if out.exists() and not opts.overwrite:
+                try:
+                    if read_token_header(out).get("model_sha256") == ident.model_sha256:
+                        summary.skipped += 1
+                        continue
+                except (OSError, ValueError):
+                    pass  # unreadable: redo it
+        elif (it.rel if opts.format == "jsonl" else key_of[it.rel]) in done:
+            summary.skipped += 1
+            continue
+        todo.append(it)
+    durations = []
+    for it in todo:
+        try:
+            info = audio.info(it.path)
+            full = info.duration
+            durations.append((it.end or full) - (it.start or 0.0))
+        except AudioError:
+            durations.append(0.0)  # reported when loaded
+    writer = (
+        ShardWriter(
+            opts.out,
+            opts.shard_size,
+            prefix=f"rank{opts.rank}",
+            start=len(list(Path(opts.out).glob(f"rank{opts.rank}-*.tar"))) if Path(opts.out).is_dir() else 0,
+        )
+        if opts.format == "shards"
+        else None
+    )
+    jsonl = None
+    if opts.format == "jsonl":
+        Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
+        _drop_partial_last_line(Path(opts.out))
+        jsonl = open(opts.out, "a")
+    failed_path = Path(opts.out if opts.format != "jsonl" else Path(opts.out).parent) / (
+        "failed.jsonl" if opts.world_size == 1 else f"failed.rank{opts.rank}.jsonl"
+    )
+    total_seconds = sum(durations)
+    bar = tqdm(
+        total=total_seconds,
+        unit="s",
+        disable=not opts.progress,
+        desc=f"encode [{name}]",
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}{postfix}]",
+    )
+    long = [i for i, d in enumerate(durations) if d > opts.window_seconds]
+    short = [i for i, d in enumerate(durations) if d <= opts.window_seconds]
+
+    def emit(i: int, codes: torch.Tensor, n_samples: int) -> None:
+        it = todo[i]
+        rec = TokenRecord(codes.cpu().numpy().astype(np.int64), ident, n_samples, it.path)
+        if opts.format == "files":
+            save_tokens(_output_path(opts, it), rec)
+        elif opts.format == "jsonl":
+            jsonl.write(to_json_line(it.rel, rec) + "\n")
+            jsonl.flush()
+        else:
+            writer.write(key_of[it.rel], rec, it.text)
+        summary.ok += 1
+        summary.seconds += n_samples / model.sample_rate
+
+    def fail(i: int, reason: str) -> None:
+        summary.failed += 1
+        summary.failures.append({"path": todo[i].path, "reason": reason})
+        if opts.fail_fast:
+            raise RuntimeError(f"{todo[i].path}: {reason} (--fail-fast)")
+
+    dataset = _AudioItems(todo, model.sample_rate)
+    try:
+        if short:
+            sampler = DurationBatchSampler(
+                [max(durations[i], 1e-3) for i in short], opts.batch_seconds, shuffle=False, rank=0, world_size=1
+            )
+            batches = [[short[j] for j in b] for b in sampler.epoch_batches(0)]
+            loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collate, num_workers=opts.n_workers)
+            for batch in loader:
+                good = []
+                for i, wav, err in batch:
+                    if err is not None:
+                        fail(i, err)
+                    else:
+                        good.append((i, wav))
+                if good:
+                    wavs, lens = pad_sequences([w for _, w in good])
+                    codes, code_lens = model.encode(wavs, lens)
+                    for k, (i, w) in enumerate(good):
+                        emit(i, codes[k, : code_lens[k]], w.shape[-1])
+                bar.update(sum(durations[i] for i, _, _ in batch))
+                bar.set_postfix_str(f"{summary.ok} ok, {summary.failed} failed")
+        for i in long:
+            _, wav, err = dataset[i]
+            if err is not None:
+                fail(i, err)
+            else:
+                emit(i, encode_long(model, wav, opts.window_seconds, opts.overlap_seconds), wav.shape[-1])
+            bar.update(durations[i])
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+        if jsonl is not None:
+            jsonl.close()
+        if summary.failures:
+            failed_path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(failed_path) as tmp:
+                tmp.write_text("".join(json.dumps(f) + "\n" for f in summary.failures))
+    summary.wall = time.time() - t0
+    return summary
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    """A run killed mid-line leaves a last line without newline: cut it so the line is redone cleanly."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+# ---------------------------------------------------------------------------------------------------- decode
+def iter_token_inputs(inputs: Iterable[str]):
+    """Yield ``(rel, TokenRecord)`` from token files, folders of them, JSONL files and shards."""
+    for spec in inputs:
+        p = Path(spec)
+        if p.is_dir():
+            for f in sorted(p.rglob("*" + TOKEN_SUFFIX)):
+                yield str(f.relative_to(p))[: -len(TOKEN_SUFFIX)], load_tokens(f)
+            for f in sorted(p.rglob("*.tar")):
+                for key, rec, _ in iter_shard(f):
+                    yield key, rec
+        elif p.suffix == ".tar":
+            for key, rec, _ in iter_shard(p):
+                yield key, rec
+        elif p.name.endswith(".jsonl"):
+            for n, line in enumerate(p.read_text().splitlines(), start=1):
+                if line.strip():
+                    yield from_json_line(line, f"{p}:{n}")
+        else:
+            yield p.name[: -len(TOKEN_SUFFIX)] if p.name.endswith(TOKEN_SUFFIX) else p.stem, load_tokens(p)
+
+
+def decode_tokens(
+    model,
+    name: str,
+    inputs: Iterable[str],
+    out: str,
+    sample_rate: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Decode token inputs to wav files under ``out`` (mirroring their names); refuses tokens made by another
+    model unless ``force``."""
+    t0 = time.time()
+    ident = model_identity(model, name)
+    summary = RunSummary()
+    for rel, rec in tqdm(iter_token_inputs(inputs), desc=f"decode [{name}]", unit="file", disable=not progress):
+        if rec.model.model_sha256 != ident.model_sha256 and not force:
+            raise TokenFileError(
+                f"{rel}: tokens were made by {rec.model.tokenizer} {rec.model.model_sha256[:12]}, not by this model "
+                f"({ident.model_sha256[:12]}); use --force to decode anyway"
+            )
+        if rec.model.codebook_size > model.codebook_size:
+            raise TokenFileError(f"{rel}: codebook of {rec.model.codebook_size} does not fit this model")
+        codes = torch.as_tensor(rec.codes, dtype=torch.long)[None]
+        wav, _ = model.decode(codes, lengths=torch.tensor([rec.n_samples]))
+        wav = wav[0].cpu()
+        rate = sample_rate or model.sample_rate
+        wav = audio.resample(wav, model.sample_rate, rate)
+        audio.save(Path(out) / f"{rel}.wav", wav, rate)
+        summary.ok += 1
+        summary.seconds += rec.n_samples / model.sample_rate
+    summary.wall = time.time() - t0
+    return summary
+
+
+def describe(path: str | os.PathLike) -> dict:
+    """What a token file, shard, JSONL or checkpoint is (for ``audiotok info``)."""
+    p = Path(path)
+    if p.name.endswith(TOKEN_SUFFIX):
+        rec = load_tokens(p)
+        return {
+            "kind": "token file",
+            **read_token_header(p),
+            "n_codes": len(rec.codes),
+            "duration_s": rec.n_samples / rec.model.sample_rate,
+            "dtype": "codes",
+        }
+    if p.suffix == ".tar":
+        recs = list(iter_shard(p))
+        return {"kind": "token shard", "items": len(recs), "tokenizer": recs[0][1].model.tokenizer if recs else None}
+    if p.suffix == ".safetensors":
+        from audiotok.hub import read_metadata
+
+        meta = read_metadata(p)
+        if "codes" in meta or meta.get("tokenizer"):
+            return {"kind": "token file", **meta}
+        return {
+            "kind": "checkpoint",
+            "model_type": meta.get("model_type"),
+            "format_version": meta.get("format_version"),
+            "size_mb": round(p.stat().st_size / 1e6, 2),
+            "config": json.loads(meta.get("config", "{}")),
+        }
+    raise ValueError(f"{p}: not a token file, shard or checkpoint")
