@@ -261,8 +261,10 @@ def encode_items(model, name: str, items: list[InputItem], opts: EncodeOptions) 
         desc=f"encode [{name}]",
         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}{postfix}]",
     )
-    long = [i for i, d in enumerate(durations) if d > opts.window_seconds]
-    short = [i for i, d in enumerate(durations) if d <= opts.window_seconds]
+    # the codec encodes long files in windows here; the S3 tokenizer windows them itself, as its reference does
+    window = opts.window_seconds if hasattr(model, "hop_length") else float("inf")
+    long = [i for i, d in enumerate(durations) if d > window]
+    short = [i for i, d in enumerate(durations) if d <= window]
 
     def emit(i: int, codes: torch.Tensor, n_samples: int) -> None:
         it = todo[i]

@@ -128,17 +128,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_tokenizer(name: str | None, config: str | None = None, device: str = "cpu"):
-    """``(model, name)`` for ``--model``: None or ``codec`` = the bundled codec; a bundled name; or a path."""
+def load_tokenizer(name: str | None, config: str | None = None, device: str = "cpu", official: str | None = None):
+    """``(model, name)`` for ``--model``: None = the bundled codec; a bundled name; a checkpoint path (codec or
+    semantic tokenizer, told apart by its header); an official WavTokenizer .ckpt with ``config``; or an official
+    S3Tokenizer state dict with ``official`` (e.g. ``speech_tokenizer_v2_25hz``)."""
     from audiotok.codec import Codec
     from audiotok.codec.model import ASSETS
+    from audiotok.semantic import SemanticTokenizer
 
+    if official is not None:
+        return SemanticTokenizer.from_pretrained(name, name=official, device=device), official
     if name is None or (ASSETS / name / "model.safetensors").is_file():
-        model = Codec.from_pretrained(None if name is None else ASSETS / name, device=device)
-        return model, name or "codec"
-    path = Path(name)
-    if not path.exists():
-        raise FileNotFoundError(f"--model {name}: neither a bundled model (see `audiotok models`) nor a path")
+        path = ASSETS / (name or "codec") / "model.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"the bundled codec is missing ({path})")
+    else:
+        path = Path(name)
+        if not path.exists():
+            raise FileNotFoundError(f"--model {name}: neither a bundled model (see `audiotok models`) nor a path")
+    if path.is_file() and path.suffix == ".safetensors":
+        from audiotok.hub import model_class, read_metadata
+
+        cls = model_class(read_metadata(path).get("model_type", ""))
+        return cls.from_pretrained(path, device=device), name or "codec"
     return Codec.from_pretrained(path, config=config, device=device), path.stem
 
 
@@ -149,7 +161,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from audiotok.train import cleanup_distributed, setup_distributed
 
     info = setup_distributed(args.device)
-    model, name = load_tokenizer(args.model, args.config, str(info.device))
+    model, name = load_tokenizer(args.model, args.config, str(info.device), args.official)
     items = collect_inputs(args.inputs)
     opts = EncodeOptions(
         out=args.output,
@@ -179,7 +191,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def cmd_decode(args: argparse.Namespace) -> int:
     from audiotok.batch import decode_tokens
 
-    model, name = load_tokenizer(args.model, args.config, args.device)
+    model, name = load_tokenizer(args.model, args.config, args.device, args.official)
+    if not hasattr(model, "decode"):
+        raise ValueError(f"{name} is a semantic tokenizer: its tokens decode to speech through the TTS flow model")
     summary = decode_tokens(
         model, name, args.inputs, args.output, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet
     )
@@ -214,8 +228,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("  (none installed)")
     print("architectures (build with audiotok.codec.codec_config(NAME); train with recipes/codec):")
     print("  wavtokenizer-75, wavtokenizer-40 (the released small configs), small-75, tiny")
-    print("official checkpoints (local files; --model CKPT --config YAML):")
-    print("  WavTokenizer .ckpt + its YAML (e.g. WavTokenizer_small_320_24k_4096.ckpt)")
+    print("official checkpoints (local files):")
+    print("  WavTokenizer .ckpt + its YAML:        --model WavTokenizer_small_320_24k_4096.ckpt --config X.yaml")
+    print("  S3Tokenizer state dict (s3tokenizer's onnx2torch output): --model FILE.pt --official NAME, NAME one of")
+    print("    speech_tokenizer_v1 (50 Hz, VQ 4096), speech_tokenizer_v1_25hz, speech_tokenizer_v2_25hz (FSQ 6561)")
     return 0
 
 
@@ -353,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output folder (files, shards) or .jsonl path")
     s.add_argument("--model", default=None, help="bundled name or checkpoint path (default: the bundled codec)")
     s.add_argument("--config", default=None, help="YAML of an official WavTokenizer .ckpt")
+    s.add_argument("--official", default=None, help="--model is an official S3Tokenizer state dict of this name")
     s.add_argument("--format", choices=("files", "jsonl", "shards"), default="files")
     s.add_argument("--device", default="cpu")
     s.add_argument("--batch-seconds", type=float, default=120.0, help="padded audio seconds per batch")
@@ -369,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.add_argument("--model", default=None)
     s.add_argument("--config", default=None)
+    s.add_argument("--official", default=None, help="--model is an official S3Tokenizer state dict of this name")
     s.add_argument("--sample-rate", type=int, default=None, help="resample the output (default: the model's)")
     s.add_argument("--force", action="store_true", help="decode tokens made by another model")
     s.add_argument("--device", default="cpu")

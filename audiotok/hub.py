@@ -25,6 +25,7 @@ FORMAT_VERSION = "1"
 # model_type -> "module:Class"; filled in as the models land
 MODEL_TYPES: dict[str, str] = {
     "audiotok-codec": "audiotok.codec.model:Codec",
+    "audiotok-s3": "audiotok.semantic.s3:SemanticTokenizer",
 }
 
 
