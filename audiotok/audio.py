@@ -217,6 +217,11 @@ def resample(wav: torch.Tensor, orig_sample_rate: int, new_sample_rate: int) -> 
     return AF.resample(wav, int(orig_sample_rate), int(new_sample_rate))
 
 
+def prepare_for_model(wav: torch.Tensor, sample_rate: int, model_rate: int) -> torch.Tensor:
+    """Any (T,) or (C, T) signal -> mono (T,) at ``model_rate`` (downmix, then resample)."""
+    return resample(to_mono(wav), sample_rate, model_rate)
+
+
 def resampled_length(n_samples: int | torch.Tensor, orig_sample_rate: int, new_sample_rate: int):
     """Length of a signal of ``n_samples`` after :func:`resample` (works on ints and tensors)."""
     if isinstance(n_samples, torch.Tensor):

@@ -306,7 +306,10 @@ def encode_items(model, name: str, items: list[InputItem], opts: EncodeOptions) 
                     for k, (i, w) in enumerate(good):
                         emit(i, codes[k, : code_lens[k]], w.shape[-1])
                 bar.update(sum(durations[i] for i, _, _ in batch))
-                bar.set_postfix_str(f"{summary.ok} ok, {summary.failed} failed")
+                speed = summary.seconds / max(time.time() - t0, 1e-9)
+                bar.set_postfix_str(
+                    f"{summary.ok} ok, {summary.failed} failed, {summary.seconds / 3600:.2f} h, {speed:.0f}x realtime"
+                )
         for i in long:
             _, wav, err = dataset[i]
             if err is not None:

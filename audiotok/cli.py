@@ -285,9 +285,10 @@ def _demo_codec(data: Path, args: argparse.Namespace) -> None:
         return
     test = read_manifest(data / "test.jsonl")
     u = test[0]
-    wav, sample_rate = audio.load(u.audio, mono=True)
-    codes, code_lens = codec.encode(wav, sample_rate=sample_rate)
-    rec = codec.reconstruct(audio.resample(wav, sample_rate, codec.sample_rate))
+    wav, sample_rate = audio.load(u.audio)
+    wav = audio.prepare_for_model(wav, sample_rate, codec.sample_rate)
+    codes, code_lens = codec.encode(wav)
+    rec = codec.reconstruct(wav)
     out = data / "demo-out" / f"{u.id}.reconstructed.wav"
     audio.save(out, rec[0], codec.sample_rate)
     print(

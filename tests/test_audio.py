@@ -120,3 +120,10 @@ def test_batch_callers_can_skip_bad_items(tmp_path):
             errors.append(err)
     assert len(errors) == 9 and not results
     assert audio.load(tmp_path / "good.wav")[0].shape == (1, 16000)
+
+
+def test_prepare_for_model_downmixes_and_resamples():
+    stereo = torch.stack([speechlike(16000, 16000, 1), speechlike(16000, 16000, 2)])
+    out = audio.prepare_for_model(stereo, 16000, 24000)
+    assert out.shape == (24000,)
+    assert torch.allclose(out, audio.resample(stereo.mean(0), 16000, 24000))

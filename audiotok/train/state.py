@@ -39,3 +39,36 @@ def save_training_state(path: str | os.PathLike, **state) -> Path:
 def load_training_state(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     # our own files, written by save_training_state: RNG states need full unpickling
     return torch.load(str(path), map_location=map_location, weights_only=False)
+
+
+def gather_rng_states() -> list[dict]:
+    """Every rank's RNG state (rank order); a plain run gives a list of one."""
+    import torch.distributed as dist
+
+    state = rng_state()
+    if not (dist.is_available() and dist.is_initialized()):
+        return [state]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, state)
+    return gathered
+
+
+def save_checkpoint(path: str | os.PathLike, step: int, objects: dict, is_main: bool, **extra) -> None:
+    """Collective: gather RNG states, then rank 0 writes ``{step, <name>: obj.state_dict(), rng, **extra}``."""
+    rngs = gather_rng_states()
+    if is_main:
+        save_training_state(path, step=step, rng=rngs, **{k: o.state_dict() for k, o in objects.items()}, **extra)
+
+
+def resume_checkpoint(path: str | os.PathLike, objects: dict, rank: int = 0) -> dict | None:
+    """Load a :func:`save_checkpoint` file into ``objects`` and this rank's RNG; returns the raw state (or None
+    when there is no file)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    state = load_training_state(path)
+    for name, obj in objects.items():
+        obj.load_state_dict(state[name])
+    rngs = state["rng"]
+    set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
+    return state

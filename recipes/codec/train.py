@@ -43,10 +43,8 @@ from audiotok.train import (
     barrier,
     cleanup_distributed,
     cosine_schedule,
-    load_training_state,
-    rng_state,
-    save_training_state,
-    set_rng_state,
+    resume_checkpoint,
+    save_checkpoint,
     setup_distributed,
     unwrap,
 )
@@ -209,22 +207,20 @@ def train(cfg: CodecTrainConfig) -> dict:
     mel_loss = MelLoss(model.sample_rate).to(device)
     logger = TrainLogger(out_dir, enabled=info.is_main)
 
-    step = 0
-    last = out_dir / "last.pt"
-    if last.exists():
-        state = load_training_state(last)
-        model.load_state_dict(state["model"])
-        discs.load_state_dict(state["discs"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        sched_g.load_state_dict(state["sched_g"])
-        sched_d.load_state_dict(state["sched_d"])
-        sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"][info.rank] if info.rank < len(state["rng"]) else state["rng"][0])
-        step = state["step"]
-        if info.is_main:
-            print(f"resumed from {last} at step {step}", flush=True)
-    elif cfg.vq_warmup_steps == 0:
+    objects = {
+        "model": model,
+        "discs": discs,
+        "opt_g": opt_g,
+        "opt_d": opt_d,
+        "sched_g": sched_g,
+        "sched_d": sched_d,
+        "sampler": sampler,
+    }
+    state = resume_checkpoint(out_dir / "last.pt", objects, info.rank)
+    step = state["step"] if state else 0
+    if state and info.is_main:
+        print(f"resumed from {out_dir / 'last.pt'} at step {step}", flush=True)
+    if not state and cfg.vq_warmup_steps == 0:
         kmeans_init(model, cfg, device, step)
 
     frames_per_batch = cfg.data.batch_size * cfg.data.segment_seconds * model.frame_rate
@@ -316,7 +312,7 @@ def train(cfg: CodecTrainConfig) -> dict:
                     logger.audio(step, f"{uid}/reconstruction", rec, model.sample_rate)
             if step % cfg.save_every == 0 or step >= cfg.optim.max_steps:
                 sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": batches_this_epoch}
-                save(cfg, info, step, model, discs, opt_g, opt_d, sched_g, sched_d, sampler_state)
+                save(cfg, info, step, objects, sampler_state)
             if step >= cfg.optim.max_steps:
                 break
         else:
@@ -336,29 +332,13 @@ def split_batch(outputs: dict[str, list], n: int) -> tuple[dict[str, list], dict
     return halves
 
 
-def save(cfg, info, step, model, discs, opt_g, opt_d, sched_g, sched_d, sampler_state) -> None:
-    """Training state of every rank's RNG, then (rank 0) the state file and the inference checkpoint."""
-    rngs = [rng_state()]
-    if dist.is_initialized():
-        gathered = [None] * info.world_size
-        dist.all_gather_object(gathered, rngs[0])
-        rngs = gathered
+def save(cfg, info, step, objects: dict, sampler_state: dict) -> None:
+    """Training state (rank 0 writes, every rank's RNG) and the inference checkpoint."""
+    out_dir = Path(cfg.out_dir)
+    objects = {k: (unwrap(v) if k in ("model", "discs") else v) for k, v in objects.items() if k != "sampler"}
+    save_checkpoint(out_dir / "last.pt", step, objects, info.is_main, sampler=sampler_state, config=to_dict(cfg))
     if info.is_main:
-        out_dir = Path(cfg.out_dir)
-        save_training_state(
-            out_dir / "last.pt",
-            step=step,
-            model=unwrap(model).state_dict(),
-            discs=unwrap(discs).state_dict(),
-            opt_g=opt_g.state_dict(),
-            opt_d=opt_d.state_dict(),
-            sched_g=sched_g.state_dict(),
-            sched_d=sched_d.state_dict(),
-            sampler=sampler_state,
-            rng=rngs,
-            config=to_dict(cfg),
-        )
-        unwrap(model).save(out_dir / "model.safetensors", extra={"step": step, "train_config": to_dict(cfg)})
+        unwrap(objects["model"]).save(out_dir / "model.safetensors", extra={"step": step, "train_config": to_dict(cfg)})
     barrier()
 
 

@@ -1,0 +1,207 @@
+"""openai-whisper helpers shared by the semantic tokenizer, ASR adaptation and evaluation.
+
+* small Whisper-architecture configs with a short audio context (:func:`small_dims`);
+* the teacher-forced ASR loss with the sot sequence (:func:`asr_loss`);
+* batched greedy decoding of padded audio (:func:`transcribe`);
+* WER/CER with one text normaliser, Whisper's ``EnglishTextNormalizer`` (:func:`word_error_rate`);
+* checkpoints: openai-whisper's own ``{dims, model_state_dict}`` ``.pt`` (loads with ``whisper.load_model``) and a
+  self-describing safetensors file.
+
+A short ``n_audio_ctx`` is the point of the small models: mel is padded to ``2 * n_audio_ctx`` frames, not 30 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import whisper
+from whisper.model import ModelDimensions, Whisper
+
+from audiotok.audio import resample
+from audiotok.data.features import MelSpectrogram, whisper_mel
+
+SAMPLE_RATE = 16000
+IGNORE = -100
+
+
+def small_dims(
+    n_mels: int = 80,
+    seconds: float = 10.0,
+    n_state: int = 256,
+    n_head: int = 4,
+    n_layer: int = 4,
+    n_text_layer: int | None = None,
+    n_text_ctx: int = 128,
+    multilingual: bool = True,
+) -> ModelDimensions:
+    """A Whisper architecture with ``seconds`` of audio context (50 encoder frames per second)."""
+    return ModelDimensions(
+        n_mels=n_mels,
+        n_audio_ctx=int(seconds * 50),
+        n_audio_state=n_state,
+        n_audio_head=n_head,
+        n_audio_layer=n_layer,
+        n_vocab=51865 if multilingual else 51864,
+        n_text_ctx=n_text_ctx,
+        n_text_state=n_state,
+        n_text_head=n_head,
+        n_text_layer=n_text_layer or n_layer,
+    )
+
+
+def new_whisper(dims: ModelDimensions, seed: int | None = None) -> Whisper:
+    """A Whisper model initialised for training from scratch. openai-whisper leaves the decoder's positional
+    embedding as ``torch.empty`` (it expects a checkpoint) — uninitialised memory, sometimes NaN — and gives the
+    tied token embedding unit variance; both get N(0, 0.02) here."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = Whisper(dims)
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_(0.0, 0.02)
+        model.decoder.token_embedding.weight.normal_(0.0, 0.02)
+    return model
+
+
+@lru_cache(maxsize=4)
+def get_tokenizer(multilingual: bool = True, num_languages: int = 99):
+    """English transcription tokenizer (ships inside openai-whisper, works offline)."""
+    return whisper.tokenizer.get_tokenizer(multilingual, num_languages=num_languages, language="en", task="transcribe")
+
+
+def tokenizer_for(model: Whisper):
+    return get_tokenizer(model.is_multilingual, model.num_languages)
+
+
+@lru_cache(maxsize=1)
+def _normalizer():
+    from whisper.normalizers import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def normalize(text: str) -> str:
+    """The suite's one normaliser for scoring: Whisper's EnglishTextNormalizer."""
+    return _normalizer()(text)
+
+
+def word_error_rate(refs: list[str], hyps: list[str], unit: str = "word") -> float:
+    """Corpus WER (or CER with ``unit="char"``) after :func:`normalize`; empty references are skipped."""
+    import jiwer
+
+    pairs = [(normalize(r), normalize(h)) for r, h in zip(refs, hyps, strict=True) if normalize(r)]
+    if not pairs:
+        return float("nan")
+    r, h = zip(*pairs, strict=True)
+    return float(jiwer.cer(list(r), list(h)) if unit == "char" else jiwer.wer(list(r), list(h)))
+
+
+class WhisperFrontend(torch.nn.Module):
+    """Padded 16 kHz audio (B, T) -> Whisper log-mel (B, n_mels, 2 * n_audio_ctx), padded/trimmed in frames."""
+
+    def __init__(self, dims: ModelDimensions):
+        super().__init__()
+        self.n_frames = 2 * dims.n_audio_ctx
+        self.mel = MelSpectrogram(whisper_mel(dims.n_mels))
+
+    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+        if sample_rate != SAMPLE_RATE:
+            wav = resample(wav, sample_rate, SAMPLE_RATE)
+            wav_lens = torch.div(wav_lens * SAMPLE_RATE + sample_rate - 1, sample_rate, rounding_mode="floor")
+        mel, mel_lens = self.mel(wav, wav_lens)
+        if mel.shape[-1] >= self.n_frames:
+            return mel[..., : self.n_frames]
+        return F.pad(mel, (0, self.n_frames - mel.shape[-1]))
+
+
+def text_targets(texts: list[str], tokenizer, n_text_ctx: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forcing inputs and targets: ``y_in = sot_sequence + text``, ``y_out = y_in[1:] + eot``; padding
+    is eot in ``y_in`` and -100 (ignored) in ``y_out``."""
+    prefix = list(tokenizer.sot_sequence_including_notimestamps)
+    seqs = [prefix + tokenizer.encode(" " + t.strip())[: n_text_ctx - len(prefix) - 1] for t in texts]
+    L = max(len(s) for s in seqs)
+    y_in = torch.full((len(seqs), L), tokenizer.eot, dtype=torch.long)
+    y_out = torch.full((len(seqs), L), IGNORE, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        y_in[i, : len(s)] = torch.tensor(s)
+        y_out[i, : len(s) - 1] = torch.tensor(s[1:])
+        y_out[i, len(s) - 1] = tokenizer.eot
+        y_out[i, : len(prefix) - 1] = IGNORE  # the task tokens are given, not learned
+    return y_in.to(device), y_out.to(device)
+
+
+def asr_loss(
+    model: Whisper, mel: torch.Tensor, texts: list[str], audio_features: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy of the transcripts given mel (B, n_mels, 2 * n_audio_ctx) — or given precomputed
+    encoder output ``audio_features`` (B, n_audio_ctx, d), e.g. quantized ones."""
+    tokenizer = tokenizer_for(model)
+    y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, mel.device)
+    features = model.encoder(mel) if audio_features is None else audio_features
+    logits = model.decoder(y_in, features)
+    return F.cross_entropy(logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE)
+
+
+@torch.no_grad()
+def transcribe(
+    model: Whisper, mel: torch.Tensor, beam_size: int | None = None, audio_features: torch.Tensor | None = None
+) -> list[str]:
+    """Batched decoding of mel (B, n_mels, 2 * n_audio_ctx) (greedy, or beam search with ``beam_size``)."""
+    options = whisper.DecodingOptions(
+        language="en", without_timestamps=True, fp16=False, beam_size=beam_size, sample_len=model.dims.n_text_ctx // 2
+    )
+    inputs = mel if audio_features is None else audio_features
+    results = whisper.decode(model, inputs, options)
+    return [r.text for r in results]
+
+
+def save_openai(model: Whisper, path: str | os.PathLike, half: bool = False) -> Path:
+    """openai-whisper's checkpoint layout; ``whisper.load_model(path)`` loads it."""
+    from audiotok.utils import atomic_path
+
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"dims": asdict(model.dims), "model_state_dict": state}, tmp)
+    return path
+
+
+def save_safetensors(model: Whisper, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    from audiotok.utils import atomic_path
+
+    state = {
+        k: v.detach().to(dtype if dtype and v.is_floating_point() else v.dtype).contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(
+            state,
+            str(tmp),
+            metadata={"format_version": "1", "model_type": "openai-whisper", "config": json.dumps(asdict(model.dims))},
+        )
+    return path
+
+
+def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") -> Whisper:
+    """A Whisper model from our safetensors file or from an openai-whisper ``.pt``."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        from audiotok.hub import read_metadata
+
+        meta = read_metadata(path)
+        if meta.get("model_type") != "openai-whisper":
+            raise ValueError(f"{path}: not a Whisper checkpoint (model_type {meta.get('model_type')!r})")
+        model = Whisper(ModelDimensions(**json.loads(meta["config"])))
+        model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        return model.to(device).eval()
+    return whisper.load_model(str(path), device=device)

@@ -1,0 +1,238 @@
+"""Train a small Whisper-architecture ASR model (``whisper-synth``) on the synthetic corpus.
+
+It is the ASR base model of the S2-LoRA work, the starting point of the supervised semantic tokenizer, and a
+second WER judge. openai-whisper's architecture with a short audio context (mel padded to ``2 * n_audio_ctx``
+frames, not 30 s), teacher-forced cross-entropy with the sot sequence, SpecAugment (Whisper has no dropout).
+
+    python recipes/whisper/train.py --config recipes/whisper/configs/tiny.yaml data.train=... data.valid=...
+    torchrun --nproc_per_node 8 recipes/whisper/train.py --config recipes/whisper/configs/synth.yaml
+
+Resumes from ``<out_dir>/last.pt``; writes ``model.safetensors`` and openai-whisper's ``whisper.pt`` (loads with
+``whisper.load_model``) at every save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+from whisper.model import Whisper
+
+from audiotok.config import load_config, save_config, to_dict
+from audiotok.data.dataset import AudioDataset, collate_audio
+from audiotok.data.manifest import read_manifest
+from audiotok.data.sampler import DurationBatchSampler
+from audiotok.train import (
+    TrainLogger,
+    barrier,
+    cleanup_distributed,
+    cosine_schedule,
+    resume_checkpoint,
+    save_checkpoint,
+    setup_distributed,
+    unwrap,
+)
+from audiotok.whisper import WhisperFrontend, new_whisper, save_openai, save_safetensors, small_dims, transcribe
+from audiotok.whisper import word_error_rate as wer
+
+
+@dataclass
+class WhisperArch:
+    n_mels: int = 80
+    seconds: float = 10.0  # audio context
+    n_state: int = 256
+    n_head: int = 4
+    n_layer: int = 4
+    n_text_ctx: int = 128
+
+
+@dataclass
+class WhisperData:
+    train: str = "data/synth/train.jsonl"
+    valid: str = "data/synth/test.jsonl"  # held-out speakers
+    batch_seconds: float = 120.0  # padded audio seconds per batch and process
+    n_workers: int = 2
+    n_valid: int = 64
+
+
+@dataclass
+class SpecAugment:
+    n_freq_masks: int = 2
+    freq_width: int = 10  # mel bins
+    n_time_masks: int = 2
+    time_width: int = 40  # frames (10 ms)
+
+
+@dataclass
+class WhisperTrainConfig:
+    arch: WhisperArch = field(default_factory=WhisperArch)
+    data: WhisperData = field(default_factory=WhisperData)
+    specaug: SpecAugment = field(default_factory=SpecAugment)
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    max_steps: int = 20000
+    grad_clip: float = 1.0
+    out_dir: str = "runs/whisper-synth"
+    seed: int = 0
+    log_every: int = 50
+    valid_every: int = 1000
+    save_every: int = 500
+    device: str = "auto"
+    bf16: bool = True
+
+
+def spec_augment(mel: torch.Tensor, mel_lens: torch.Tensor, cfg: SpecAugment, generator: torch.Generator):
+    """Zero random frequency bands and time spans (within each item's valid frames) of (B, n_mels, T)."""
+    mel = mel.clone()
+    B, n_mels, _ = mel.shape
+    for b in range(B):
+        for _ in range(cfg.n_freq_masks):
+            w = int(torch.randint(0, cfg.freq_width + 1, (1,), generator=generator))
+            f0 = int(torch.randint(0, max(1, n_mels - w), (1,), generator=generator))
+            mel[b, f0 : f0 + w, :] = 0
+        n = int(mel_lens[b])
+        for _ in range(cfg.n_time_masks):
+            w = min(int(torch.randint(0, cfg.time_width + 1, (1,), generator=generator)), n // 5)
+            t0 = int(torch.randint(0, max(1, n - w), (1,), generator=generator))
+            mel[b, :, t0 : t0 + w] = 0
+    return mel
+
+
+def validate(model: Whisper, front: WhisperFrontend, cfg: WhisperTrainConfig, device) -> dict:
+    """Greedy-decoding WER on held-out speakers."""
+    from audiotok.audio import load, resample
+    from audiotok.data.dataset import pad_sequences
+
+    model.eval()
+    utts = read_manifest(cfg.data.valid)[: cfg.data.n_valid]
+    refs, hyps = [], []
+    for i in range(0, len(utts), 16):
+        chunk = utts[i : i + 16]
+        wavs = []
+        for u in chunk:
+            w, sr = load(u.audio, mono=True)
+            wavs.append(resample(w, sr, 16000))
+        wav, lens = pad_sequences(wavs)
+        hyps += transcribe(model, front(wav.to(device), lens.to(device)))
+        refs += [u.text or "" for u in chunk]
+    model.train()
+    return {"wer": wer(refs, hyps), "n": len(refs)}
+
+
+def train(cfg: WhisperTrainConfig) -> dict:
+    info = setup_distributed(cfg.device)
+    device, out_dir = info.device, Path(cfg.out_dir)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+    torch.manual_seed(cfg.seed)
+    a = cfg.arch
+    dims = small_dims(a.n_mels, a.seconds, a.n_state, a.n_head, a.n_layer, n_text_ctx=a.n_text_ctx)
+    model = new_whisper(dims, seed=cfg.seed).to(device)
+    # the sparse alignment-heads buffer breaks DDP's buffer broadcast: keep a dense copy
+    model.register_buffer("alignment_heads", model.alignment_heads.to_dense(), persistent=False)
+    front = WhisperFrontend(dims).to(device)
+    dataset = AudioDataset(cfg.data.train, sample_rate=16000, on_error="skip")
+    dataset.utterances = [u for u in dataset.utterances if u.duration <= a.seconds and u.text]
+    sampler = DurationBatchSampler(
+        dataset.durations, cfg.data.batch_seconds, seed=cfg.seed, rank=info.rank, world_size=info.world_size
+    )
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_audio, num_workers=cfg.data.n_workers)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = cosine_schedule(opt, cfg.max_steps, cfg.warmup_steps)
+    objects = {"model": model, "opt": opt, "sched": sched, "sampler": sampler}
+    state = resume_checkpoint(out_dir / "last.pt", objects, info.rank)
+    step = state["step"] if state else 0
+    ddp = DDP(model, broadcast_buffers=False) if info.distributed else model
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+    gen = torch.Generator().manual_seed(cfg.seed * 7919 + info.rank + step)
+    logger = TrainLogger(out_dir, enabled=info.is_main)
+    model.train()
+    t_last, consumed = time.time(), sampler.batches_done
+    while step < cfg.max_steps:
+        epoch = sampler.epoch
+        for batch in loader:
+            consumed += 1
+            if not batch["ids"]:
+                continue
+            wav, lens = batch["audio"].to(device), batch["audio_lens"].to(device)
+            mel = front(wav, lens)
+            mel = spec_augment(mel, torch.div(lens, 160, rounding_mode="floor"), cfg.specaug, gen)
+            with amp:
+                loss = teacher_forced_loss(ddp, model, mel, batch["text"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            if not math.isfinite(float(loss.detach())):
+                raise FloatingPointError(f"non-finite loss at step {step}")
+            if info.is_main and (step % cfg.log_every == 0 or step == 1):
+                now = time.time()
+                logger.scalars(
+                    step,
+                    {
+                        "loss": loss.detach(),
+                        "grad_norm": grad_norm,
+                        "lr": sched.get_last_lr()[0],
+                        "s_per_step": (now - t_last) / (cfg.log_every if step > 1 else 1),
+                    },
+                )
+                t_last = now
+            if info.is_main and step % cfg.valid_every == 0:
+                logger.scalars(step, validate(model, front, cfg, device), prefix="valid")
+            if step % cfg.save_every == 0 or step >= cfg.max_steps:
+                sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": consumed}
+                save_checkpoint(
+                    out_dir / "last.pt",
+                    step,
+                    {k: v for k, v in objects.items() if k != "sampler"},
+                    info.is_main,
+                    sampler=sampler_state,
+                    config=to_dict(cfg),
+                )
+                if info.is_main:
+                    save_safetensors(unwrap(model), out_dir / "model.safetensors")
+                    save_openai(unwrap(model), out_dir / "whisper.pt")
+                barrier()
+            if step >= cfg.max_steps:
+                break
+        else:
+            consumed = 0
+    logger.close()
+    barrier()
+    cleanup_distributed()
+    return {"step": step, "out_dir": str(out_dir)}
+
+
+def teacher_forced_loss(net, model: Whisper, mel: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    """The ASR cross-entropy through ``net`` (the model or its DDP wrapper: Whisper.forward(mel, tokens) gives
+    logits), so that DDP synchronises the gradients."""
+    import torch.nn.functional as F
+
+    from audiotok.whisper import IGNORE, text_targets, tokenizer_for
+
+    y_in, y_out = text_targets(texts, tokenizer_for(model), model.dims.n_text_ctx, mel.device)
+    logits = net(mel, y_in)
+    return F.cross_entropy(logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=None)
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args(argv)
+    return train(load_config(WhisperTrainConfig, args.config, args.overrides))
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

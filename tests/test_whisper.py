@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import whisper
+from whisper.model import Whisper
+
+from audiotok.data.manifest import write_manifest
+from audiotok.data.prepare import prepare
+from audiotok.whisper import (
+    WhisperFrontend,
+    asr_loss,
+    load_whisper,
+    new_whisper,
+    save_openai,
+    save_safetensors,
+    small_dims,
+    text_targets,
+    tokenizer_for,
+    transcribe,
+    word_error_rate,
+)
+from recipes.whisper.train import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny() -> Whisper:
+    return new_whisper(small_dims(seconds=2.0, n_state=64, n_head=2, n_layer=1, n_text_ctx=32), seed=0)
+
+
+def test_frontend_targets_loss_decode_and_checkpoints(tmp_path):
+    model = _tiny()
+    front = WhisperFrontend(model.dims)
+    wav, lens = torch.randn(2, 40000) * 0.1, torch.tensor([40000, 12000])
+    mel = front(wav, lens)
+    assert mel.shape == (2, 80, 200)  # 2 x n_audio_ctx, trimmed (2.5 s of audio)
+    tok = tokenizer_for(model)
+    y_in, y_out = text_targets(["hello", "a b c"], tok, 32)
+    n_prefix = len(tok.sot_sequence_including_notimestamps)
+    assert y_in[0, :n_prefix].tolist() == list(tok.sot_sequence_including_notimestamps)
+    assert (y_out[:, : n_prefix - 1] == -100).all() and tok.eot in y_out[0].tolist()
+    loss = asr_loss(model, mel, ["hello", "a b c"])
+    assert torch.isfinite(loss)
+    assert torch.isfinite(model.decoder.positional_embedding).all()  # openai-whisper leaves it torch.empty
+    assert len(transcribe(model, mel)) == 2
+    pt = save_openai(model, tmp_path / "w.pt")
+    assert torch.allclose(whisper.load_model(str(pt), device="cpu").encoder(mel), model.encoder(mel), atol=1e-5)
+    st = save_safetensors(model, tmp_path / "w.safetensors")
+    assert torch.allclose(load_whisper(st).encoder(mel), model.encoder(mel), atol=1e-6)
+
+
+def test_a_few_steps_lower_the_loss():
+    model = _tiny()
+    mel = WhisperFrontend(model.dims)(torch.randn(2, 32000) * 0.1, torch.tensor([32000, 32000]))
+    texts = ["the cat sat", "on the mat"]
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = float(asr_loss(model, mel, texts).detach())
+    for _ in range(30):
+        loss = asr_loss(model, mel, texts)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+
+
+def test_wer_uses_the_english_normalizer():
+    assert word_error_rate(["Hello, World!"], ["hello world"]) == 0.0
+    assert word_error_rate(["two cats"], ["too cats"]) == 0.5
+
+
+def test_recipe_runs_two_steps_and_resumes(wav_tree, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
+    out = tmp_path / "run"
+    args = [
+        "--config",
+        str(ROOT / "recipes/whisper/configs/tiny.yaml"),
+        f"data.train={manifest}",
+        f"data.valid={manifest}",
+        f"out_dir={out}",
+    ]
+    main([*args, "max_steps=2", "valid_every=2"])
+    assert (out / "whisper.pt").exists() and (out / "model.safetensors").exists()
+    main([*args, "max_steps=4"])
+    steps = [json.loads(line)["step"] for line in (out / "train.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    valid = json.loads((out / "valid.jsonl").read_text().splitlines()[0])
+    assert 0.0 <= valid["wer"] and valid["n"] == 2
+    assert whisper.load_model(str(out / "whisper.pt"), device="cpu").dims.n_audio_ctx == 200
