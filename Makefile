@@ -3,16 +3,17 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# TTS engines and text for the synthetic corpus, sox for effects, ffmpeg libraries for torchcodec
+# TTS engines and text for the synthetic corpus, sox for effects, ffmpeg libraries for torchcodec, chromium for
+# the web demo's browser test
 DEB_PACKAGES := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox ffmpeg \
-	libsndfile1 fortunes fortunes-min wordnet-base
+	libsndfile1 fortunes fortunes-min wordnet-base chromium
 
 # peer codecs for bench/codec.py; DAC's audiotools pins protobuf<3.20 (breaks tensorboard): installed --no-deps
 BENCH_PACKAGES := encodec==0.1.1 argbind==0.3.9 flatten-dict==0.5.0 julius==0.2.8 ffmpy==1.0.0 pyloudnorm==0.2.0 \
 	randomname==0.2.1 markdown2==2.5.5 importlib_resources==7.1.0 fire==0.7.1
 BENCH_NODEPS := descript-audio-codec==1.0.0 descript-audiotools==0.7.2
 
-.PHONY: setup system demo test test-all bench bench-codec lint format clean-venv
+.PHONY: setup system demo app test test-all bench bench-codec lint format clean-venv
 
 setup: system $(STAMP)
 
@@ -32,6 +33,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: setup
 	$(VENV)/bin/audiotok demo
+
+app: setup
+	$(PY) app.py
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,0 +1,238 @@
+"""audiotok web demo: what the tokenizers do, in a minute.
+
+    python app.py [--port 7860] [--share] [--model-dir DIR]
+
+Models load lazily on first use. The codec is the bundled default unless ``--model-dir``/``AUDIOTOK_CODEC``
+points at another checkpoint (ours, or with ``AUDIOTOK_CODEC_CONFIG`` an official WavTokenizer .ckpt + YAML). The
+semantic tab needs an S3 tokenizer: ``AUDIOTOK_S3=/path/to/state_dict.pt AUDIOTOK_S3_NAME=speech_tokenizer_v2_25hz``
+(or one of our semantic checkpoints). Binds to 127.0.0.1 unless ``--host`` says otherwise; ``--share`` is opt-in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MAX_SECONDS = 60.0  # longer uploads are refused with a message (the demo runs on CPUs too)
+
+
+class DemoError(Exception):
+    """A message for the user (shown in the page, never a stack trace)."""
+
+
+# ------------------------------------------------------------------------------------------------------ models
+@lru_cache(maxsize=1)
+def get_codec():
+    from audiotok.codec import Codec
+
+    path = os.environ.get("AUDIOTOK_CODEC")
+    try:
+        return Codec.from_pretrained(path, config=os.environ.get("AUDIOTOK_CODEC_CONFIG"))
+    except (FileNotFoundError, ValueError) as err:
+        raise DemoError(f"Cannot load the codec: {err}") from None
+
+
+@lru_cache(maxsize=1)
+def get_semantic():
+    from audiotok.semantic import SemanticTokenizer
+
+    path = os.environ.get("AUDIOTOK_S3")
+    if not path:
+        raise DemoError(
+            "No semantic tokenizer configured: start the app with AUDIOTOK_S3=<state dict or "
+            "checkpoint> (and AUDIOTOK_S3_NAME=speech_tokenizer_v2_25hz for an official one)."
+        )
+    try:
+        return SemanticTokenizer.from_pretrained(path, name=os.environ.get("AUDIOTOK_S3_NAME"))
+    except (FileNotFoundError, ValueError) as err:
+        raise DemoError(f"Cannot load the semantic tokenizer: {err}") from None
+
+
+def load_upload(path: str | None, target_rate: int) -> torch.Tensor:
+    """An uploaded file -> mono (T,) at ``target_rate``, or a :class:`DemoError` saying what is wrong."""
+    from audiotok import audio
+
+    if not path:
+        raise DemoError("Please upload or record some audio first.")
+    try:
+        wav, sample_rate = audio.load(path)
+    except audio.AudioError as err:
+        raise DemoError(f"This file cannot be used: {err.reason}.") from None
+    seconds = wav.shape[-1] / sample_rate
+    if seconds > MAX_SECONDS:
+        raise DemoError(f"The audio is {seconds:.0f} s long; the demo takes up to {MAX_SECONDS:.0f} s.")
+    if seconds < 0.05:
+        raise DemoError("The audio is shorter than 50 ms.")
+    return audio.prepare_for_model(wav, sample_rate, target_rate)
+
+
+# ---------------------------------------------------------------------------------------------------- handlers
+def codec_roundtrip(path: str | None) -> dict:
+    """Upload -> tokens -> reconstruction, with everything the codec tab shows."""
+    from audiotok.codec.losses import MelLoss
+    from audiotok.metrics import reconstruction_metrics
+    from audiotok.viz import spectrogram_image, tokens_image
+
+    codec = get_codec()
+    wav = load_upload(path, codec.sample_rate)
+    codes, code_lens = codec.encode(wav)
+    rec = codec.reconstruct(wav)[0]
+    seconds = wav.shape[-1] / codec.sample_rate
+    bits = math.log2(codec.codebook_size)
+    mel = MelLoss(codec.sample_rate).mel
+    m_in, m_out = mel(wav)[0][0], mel(rec)[0][0]
+    vmin, vmax = float(np.percentile(m_in.numpy(), 2)), float(m_in.max())
+    metrics = reconstruction_metrics(wav, rec, codec.sample_rate)
+    n = int(code_lens[0])
+    summary = (
+        f"**{n} tokens** for {seconds:.2f} s of audio from one {codec.codebook_size}-code book: "
+        f"**{n / seconds:.1f} tokens/s**, **{codec.frame_rate * bits / 1000:.2f} kbps** "
+        f"({bits:.0f} bits per token).\n\nFirst tokens: `{codes[0, :24].tolist()}`"
+    )
+    table = (
+        "| PESQ (wb) | STOI | mel distance | SI-SNR (dB) |\n|---|---|---|---|\n"
+        f"| {metrics['pesq']:.2f} | {metrics['stoi']:.3f} | {metrics['mel_distance']:.3f} | "
+        f"{metrics['si_snr']:.1f} |"
+    )
+    return {
+        "summary": summary,
+        "tokens_image": tokens_image(codes[0, :n], codec.codebook_size),
+        "spectrograms": np.concatenate(
+            [
+                spectrogram_image(m_in, vmin=vmin, vmax=vmax),
+                np.full((200, 8, 3), 255, np.uint8),
+                spectrogram_image(m_out, vmin=vmin, vmax=vmax),
+            ],
+            axis=1,
+        ),
+        "metrics": table,
+        "original": (codec.sample_rate, wav.numpy()),
+        "reconstruction": (codec.sample_rate, rec.numpy()),
+    }
+
+
+def semantic_tokens(path: str | None) -> dict:
+    from audiotok.codec.quantizer import codebook_usage
+    from audiotok.viz import tokens_image
+
+    tok = get_semantic()
+    wav = load_upload(path, tok.sample_rate)
+    codes, lens = tok.encode([wav])
+    n = int(lens[0])
+    usage = codebook_usage(codes[:, :n], tok.codebook_size)
+    return {
+        "summary": (
+            f"**{n} semantic tokens** ({tok.frame_rate:g} tokens/s, {tok.codebook_size} codes); "
+            f"{usage['used'] * tok.codebook_size:.0f} distinct codes, perplexity {usage['perplexity']:.0f}"
+            f".\n\nFirst tokens: `{codes[0, :24].tolist()}`"
+        ),
+        "tokens_image": tokens_image(codes[0, :n], tok.codebook_size),
+    }
+
+
+def batch_tokens(paths: list[str] | None) -> dict:
+    """Several uploads -> a zip of token files (and failed.jsonl if any file was bad)."""
+    from audiotok.batch import EncodeOptions, InputItem, encode_items
+
+    if not paths:
+        raise DemoError("Please upload one or more audio files.")
+    codec = get_codec()
+    out = Path(tempfile.mkdtemp(prefix="audiotok-batch-"))
+    items = [InputItem(p, Path(p).stem) for p in paths]
+    summary = encode_items(codec, "codec", items, EncodeOptions(out=str(out / "tokens"), n_workers=0, progress=False))
+    if summary.ok == 0:
+        raise DemoError(
+            "None of the files could be encoded: "
+            + "; ".join(f"{Path(f['path']).name}: {f['reason']}" for f in summary.failures)
+        )
+    archive = out / "tokens.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted((out / "tokens").rglob("*")):
+            if f.is_file():
+                z.write(f, f.relative_to(out / "tokens"))
+    message = f"{summary.ok} file(s) encoded" + (
+        f", {summary.failed} failed (see failed.jsonl)" if summary.failed else ""
+    )
+    return {"message": message, "zip": str(archive)}
+
+
+# ---------------------------------------------------------------------------------------------------- the page
+def build_ui():
+    import gradio as gr
+
+    def guarded(fn, keys):
+        """Run a handler; a DemoError becomes a message in the first output (the rest cleared)."""
+
+        def run(*args):
+            try:
+                out = fn(*args)
+            except DemoError as err:
+                return [f"**Error:** {err}"] + [None] * (len(keys) - 1)
+            except Exception as err:  # never a stack trace in the page
+                return [f"**Error:** something went wrong ({type(err).__name__}: {err})"] + [None] * (len(keys) - 1)
+            return [out[k] for k in keys]
+
+        return run
+
+    with gr.Blocks(title="audiotok") as demo:
+        gr.Markdown(
+            "# audiotok\nSpeech in, discrete tokens out, and back. All bundled models are trained on a "
+            "**synthetic** corpus (Debian TTS voices), so expect robotic quality on real speech."
+        )
+        with gr.Tab("Codec"):
+            with gr.Row():
+                inp = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio", elem_id="codec-in")
+                with gr.Column():
+                    btn = gr.Button("Encode and decode", variant="primary", elem_id="codec-run")
+                    summary = gr.Markdown(elem_id="codec-summary")
+                    metrics = gr.Markdown(elem_id="codec-metrics")
+            tokens = gr.Image(label="Token ids over time", elem_id="codec-tokens")
+            spec = gr.Image(label="Mel spectrograms: original | reconstruction", elem_id="codec-spec")
+            with gr.Row():
+                orig = gr.Audio(label="Original (24 kHz mono)", elem_id="codec-orig")
+                rec = gr.Audio(label="Reconstruction", elem_id="codec-rec")
+            btn.click(
+                guarded(
+                    codec_roundtrip,
+                    ["summary", "metrics", "tokens_image", "spectrograms", "original", "reconstruction"],
+                ),
+                inputs=inp,
+                outputs=[summary, metrics, tokens, spec, orig, rec],
+            )
+        with gr.Tab("Semantic"):
+            s_inp = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio")
+            s_btn = gr.Button("Tokenize", variant="primary")
+            s_sum = gr.Markdown()
+            s_img = gr.Image(label="Semantic token ids over time")
+            s_btn.click(guarded(semantic_tokens, ["summary", "tokens_image"]), inputs=s_inp, outputs=[s_sum, s_img])
+        with gr.Tab("Batch"):
+            b_inp = gr.File(file_count="multiple", label="Audio files")
+            b_btn = gr.Button("Encode all", variant="primary")
+            b_msg = gr.Markdown()
+            b_out = gr.File(label="Token files (zip)")
+            b_btn.click(guarded(batch_tokens, ["message", "zip"]), inputs=b_inp, outputs=[b_msg, b_out])
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=7860)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--share", action="store_true", help="create a public gradio link (off by default)")
+    ap.add_argument("--model-dir", default=None, help="codec checkpoint (file or folder) instead of the bundled one")
+    args = ap.parse_args(argv)
+    if args.model_dir:
+        os.environ["AUDIOTOK_CODEC"] = args.model_dir
+    build_ui().launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False)
+
+
+if __name__ == "__main__":
+    main()
