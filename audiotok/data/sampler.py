@@ -67,6 +67,7 @@ class DurationBatchSampler(Sampler[list[int]]):
         self.even_batches = even_batches
         self.epoch = 0
         self.batches_done = 0  # batches of the current epoch already consumed (this rank)
+        self._cache: tuple[int, list[list[int]]] | None = None  # (epoch, batches): len() is called often
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` from its first batch."""
@@ -113,6 +114,8 @@ class DurationBatchSampler(Sampler[list[int]]):
     def epoch_batches(self, epoch: int | None = None) -> list[list[int]]:
         """All batches of an epoch for this rank, in order (a pure function of seed, epoch, rank)."""
         epoch = self.epoch if epoch is None else epoch
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         # pack the bucket-ordered items in one run: batches hold similar durations, and small buckets do not
         # leave a trail of part-filled batches behind them
@@ -121,7 +124,9 @@ class DurationBatchSampler(Sampler[list[int]]):
             batches = self._even_out(batches)
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
-        return batches[self.rank :: self.world_size]
+        batches = batches[self.rank :: self.world_size]
+        self._cache = (epoch, batches)
+        return batches
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.epoch_batches()
