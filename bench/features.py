@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 from pathlib import Path
 
 import librosa
 import numpy as np
 import torch
+from common import timed
 
 from audiotok.audio import load, resample
 from audiotok.data.dataset import pad_sequences
@@ -32,18 +32,6 @@ def librosa_whisper_mel(wav: np.ndarray, filters: np.ndarray) -> np.ndarray:
     log_spec = np.log10(np.maximum(mel, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
     return (log_spec + 4.0) / 4.0
-
-
-def timed(fn, repeats: int, sync=lambda: None) -> float:
-    fn()  # warm-up
-    sync()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main() -> None:

@@ -9,23 +9,11 @@ batched on the device, the reference per utterance as its README shows), and che
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from common import timed
 
 from audiotok.semantic import OFFICIAL, SemanticTokenizer
-
-
-def timed(fn, repeats: int, sync) -> float:
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from torch import nn
 
 from audiotok.audio import resample
 from audiotok.codec.quantizer import Quantizer, QuantizerConfig
-from audiotok.data.dataset import pad_sequences
+from audiotok.data.dataset import as_padded_batch
 from audiotok.nn.istft import ISTFTHead
 from audiotok.nn.masks import sequence_mask
 from audiotok.nn.seanet import SEANetConfig, SEANetEncoder
@@ -69,23 +69,6 @@ def codec_config(name: str) -> CodecConfig:
             decoder=VocosConfig(input_dim=16, dim=32, intermediate_dim=64, n_layers=1, n_groups=8),
         )
     raise ValueError(f"unknown codec config {name!r}; known: wavtokenizer-75, wavtokenizer-40, small-75, tiny")
-
-
-def as_padded_batch(
-    wav: torch.Tensor | list[torch.Tensor], wav_lens: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accept (T,), (B, T), (B, 1, T) or a list of 1-D tensors; return (B, T) float and (B,) lengths."""
-    if isinstance(wav, (list, tuple)):
-        wav, wav_lens = pad_sequences([w.reshape(-1).float() for w in wav])
-    if wav.dim() == 1:
-        wav = wav.unsqueeze(0)
-    if wav.dim() == 3:
-        if wav.shape[1] != 1:
-            raise ValueError(f"expected mono (B, 1, T) audio, got {tuple(wav.shape)}; downmix first")
-        wav = wav.squeeze(1)
-    if wav_lens is None:
-        wav_lens = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long)
-    return wav.float(), wav_lens.to(wav.device).long()
 
 
 class Codec(nn.Module):

@@ -106,6 +106,23 @@ def pad_sequences(seqs: Sequence[torch.Tensor], pad_value: float = 0.0) -> tuple
     return out, lens
 
 
+def as_padded_batch(
+    wav: torch.Tensor | list[torch.Tensor], wav_lens: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accept (T,), (B, T), (B, 1, T) or a list of 1-D tensors; return (B, T) float and (B,) lengths."""
+    if isinstance(wav, (list, tuple)):
+        wav, wav_lens = pad_sequences([w.reshape(-1).float() for w in wav])
+    if wav.dim() == 1:
+        wav = wav.unsqueeze(0)
+    if wav.dim() == 3:
+        if wav.shape[1] != 1:
+            raise ValueError(f"expected mono (B, 1, T) audio, got {tuple(wav.shape)}; downmix first")
+        wav = wav.squeeze(1)
+    if wav_lens is None:
+        wav_lens = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long)
+    return wav.float(), wav_lens.to(wav.device).long()
+
+
 def collate_audio(items: Sequence[dict | None]) -> dict:
     """Pad a list of :class:`AudioDataset` items into ``{"ids", "audio" (B, T), "audio_lens" (B,), "text",
     "speakers", "indices"}``; None items (skipped bad files) are dropped."""

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiotok.audio import resample
+from audiotok.data.dataset import as_padded_batch
 from audiotok.data.features import MelSpectrogram, whisper_mel
 from audiotok.nn.masks import sequence_mask
 from audiotok.nn.quantizers import FSQ, NormalizedVQ
@@ -260,8 +261,6 @@ class SemanticTokenizer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Audio -> tokens. ``wav``: a list of 1-D tensors, or (B, T) with ``wav_lens``, at ``sample_rate``
         (default 16 kHz). Returns ``(codes (B, L) int64, code_lens (B,))``."""
-        from audiotok.codec.model import as_padded_batch
-
         wav, wav_lens = as_padded_batch(wav, wav_lens)
         wav, wav_lens = wav.to(self.device), wav_lens.to(self.device)
         if sample_rate is not None and sample_rate != SAMPLE_RATE:

@@ -1,0 +1,18 @@
+"""Helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import time
+
+
+def timed(fn, repeats: int, sync=lambda: None) -> float:
+    """Best wall time of ``repeats`` calls of ``fn`` after one warm-up call; ``sync`` waits for the device."""
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return best
