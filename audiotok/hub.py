@@ -26,6 +26,7 @@ FORMAT_VERSION = "1"
 MODEL_TYPES: dict[str, str] = {
     "audiotok-codec": "audiotok.codec.model:Codec",
     "audiotok-s3": "audiotok.semantic.s3:SemanticTokenizer",
+    "audiotok-s3-asr": "audiotok.semantic.supervised:SupervisedTokenizerASR",
 }
 
 

@@ -114,9 +114,12 @@ class WhisperFrontend(torch.nn.Module):
             wav = resample(wav, sample_rate, SAMPLE_RATE)
             wav_lens = torch.div(wav_lens * SAMPLE_RATE + sample_rate - 1, sample_rate, rounding_mode="floor")
         mel, mel_lens = self.mel(wav, wav_lens)
-        if mel.shape[-1] >= self.n_frames:
-            return mel[..., : self.n_frames]
-        return F.pad(mel, (0, self.n_frames - mel.shape[-1]))
+        # frames past an item are what Whisper sees for zero-padded audio: its per-utterance floor, peak - 2
+        floor = mel.amax(dim=(1, 2), keepdim=True) - 2.0
+        mel = mel[..., : self.n_frames]
+        mel = F.pad(mel, (0, self.n_frames - mel.shape[-1]))
+        pad = torch.arange(self.n_frames, device=mel.device)[None, None, :] >= mel_lens[:, None, None]
+        return torch.where(pad, floor, mel)
 
 
 def text_targets(texts: list[str], tokenizer, n_text_ctx: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:

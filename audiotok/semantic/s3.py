@@ -51,10 +51,17 @@ class S3Config:
     fsmn_kernel: int = 31
     rope_max: int = 2048
     attn_ln_eps: float = 1e-5
+    quantizer: str | None = None  # None: by version (v1 "vq", v2 "fsq")
+    pool: int = 1  # encoder frames averaged per token (our supervised tokenizers: 2 = 25 Hz from 50 Hz)
+    whisper_context: bool = False  # our supervised tokenizers: Whisper's fixed context, no masks (as trained)
 
     @property
     def frame_rate(self) -> float:
-        return 100.0 / (2 * self.conv1_stride)
+        return 100.0 / (2 * self.conv1_stride * self.pool)
+
+    @property
+    def quantizer_kind(self) -> str:
+        return self.quantizer or ("vq" if self.version == "v1" else "fsq")
 
 
 OFFICIAL = {
@@ -169,6 +176,8 @@ class S3Encoder(nn.Module):
         valid = sequence_mask(lens, x.shape[-1])
         x = x.transpose(1, 2)
         bias = (1.0 - valid.to(x.dtype))[:, None, None, :] * -1.0e10
+        if c.whisper_context:  # trained as Whisper is: every frame of the fixed context attends to every other
+            bias = torch.zeros_like(bias)
         mask = valid.to(x.dtype).unsqueeze(-1)
         rope = None
         if c.version == "v1":
@@ -194,7 +203,7 @@ class SemanticTokenizer(nn.Module):
         self.encoder = S3Encoder(config)
         self.quantizer = (
             NormalizedVQ(config.dim, config.codebook_size)
-            if config.version == "v1"
+            if config.quantizer_kind == "vq"
             else FSQ(config.dim, config.fsq_dims)
         )
         self.mel = MelSpectrogram(whisper_mel(config.n_mels))
@@ -213,10 +222,45 @@ class SemanticTokenizer(nn.Module):
     def device(self) -> torch.device:
         return self.encoder.conv1.weight.device
 
+    def _pool(self, hidden: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.config.pool
+        if p == 1:
+            return hidden, lens
+        pooled = F.avg_pool1d(hidden.transpose(1, 2), p, ceil_mode=True).transpose(1, 2)
+        return pooled, torch.div(lens + p - 1, p, rounding_mode="floor")
+
+    def _quantize_whisper_context(self, mel: torch.Tensor, mel_lens: torch.Tensor):
+        """Our supervised tokenizers: each item in chunks of the fixed context, padded with Whisper's floor
+        (peak - 2), no masks — exactly as trained."""
+        n = 2 * self.config.n_ctx
+        chunks, owner = [], []
+        for b in range(mel.shape[0]):
+            item = mel[b, :, : mel_lens[b]]
+            floor = item.max() - 2.0
+            for s in range(0, max(1, item.shape[-1]), n):
+                part = item[:, s : s + n]
+                chunks.append(F.pad(part, (0, n - part.shape[-1]), value=float(floor)))
+                owner.append((b, part.shape[-1]))
+        full = torch.full((len(chunks),), n, device=mel.device)
+        hidden, lens = self._pool(*self.encoder(torch.stack(chunks), full))
+        codes = self.quantizer.encode(hidden)
+        per_item: dict[int, list[torch.Tensor]] = {}
+        for i, (b, frames) in enumerate(owner):
+            keep = int(self._pool(hidden[:1], self.encoder.output_lens(torch.tensor([frames])))[1])
+            per_item.setdefault(b, []).append(codes[i, :keep])
+        out = [torch.cat(per_item[b]) for b in range(mel.shape[0])]
+        out_lens = torch.tensor([len(o) for o in out], device=mel.device)
+        padded = torch.zeros(len(out), int(out_lens.max()), dtype=torch.long, device=mel.device)
+        for b, o in enumerate(out):
+            padded[b, : len(o)] = o
+        return padded, out_lens
+
     def quantize(self, mel: torch.Tensor, mel_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-mel (B, n_mels, T) with lengths -> codes (B, L), code_lens (B,); over 30 s: windows."""
+        if self.config.whisper_context:
+            return self._quantize_whisper_context(mel, mel_lens)
         if bool((mel_lens <= MAX_FRAMES).all()):
-            hidden, lens = self.encoder(mel[..., : int(mel_lens.max())], mel_lens)
+            hidden, lens = self._pool(*self.encoder(mel[..., : int(mel_lens.max())], mel_lens))
             return self.quantizer.encode(hidden), lens
         return self._quantize_windows(mel, mel_lens)
 
@@ -269,6 +313,12 @@ class SemanticTokenizer(nn.Module):
         mel, mel_lens = self.mel(wav, wav_lens)
         codes, code_lens = self.quantize(mel, mel_lens)
         return codes.masked_fill(~sequence_mask(code_lens, codes.shape[-1]), 0), code_lens
+
+    def save(self, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """Our self-describing checkpoint (safetensors with the config in the header)."""
+        from audiotok.hub import save_model
+
+        return save_model(self, path, dtype=dtype)
 
     @classmethod
     def from_pretrained(

@@ -37,7 +37,6 @@ from audiotok.train import (
     resume_checkpoint,
     save_checkpoint,
     setup_distributed,
-    unwrap,
 )
 from audiotok.whisper import WhisperFrontend, new_whisper, save_openai, save_safetensors, small_dims, transcribe
 from audiotok.whisper import word_error_rate as wer
@@ -106,8 +105,9 @@ def spec_augment(mel: torch.Tensor, mel_lens: torch.Tensor, cfg: SpecAugment, ge
     return mel
 
 
-def validate(model: Whisper, front: WhisperFrontend, cfg: WhisperTrainConfig, device) -> dict:
-    """Greedy-decoding WER on held-out speakers."""
+def validate(model: Whisper, front: WhisperFrontend, cfg: WhisperTrainConfig, device, features_fn=None) -> dict:
+    """Greedy-decoding WER on held-out speakers (``features_fn(mel)``: encoder output to decode from, e.g.
+    through a quantizer)."""
     from audiotok.audio import load, resample
     from audiotok.data.dataset import pad_sequences
 
@@ -121,27 +121,59 @@ def validate(model: Whisper, front: WhisperFrontend, cfg: WhisperTrainConfig, de
             w, sr = load(u.audio, mono=True)
             wavs.append(resample(w, sr, 16000))
         wav, lens = pad_sequences(wavs)
-        hyps += transcribe(model, front(wav.to(device), lens.to(device)))
+        mel = front(wav.to(device), lens.to(device))
+        features = None if features_fn is None else features_fn(mel)
+        hyps += transcribe(model, mel, audio_features=features)
         refs += [u.text or "" for u in chunk]
     model.train()
     return {"wer": wer(refs, hyps), "n": len(refs)}
 
 
-def train(cfg: WhisperTrainConfig) -> dict:
+@dataclass
+class ASRTask:
+    """What differs between the recipes that train through Whisper's ASR loss (this one, the semantic one)."""
+
+    model: torch.nn.Module  # trained as a whole
+    whisper: Whisper  # the Whisper inside it (front end dims, decoding)
+    loss: object  # (net, mel, texts) -> (loss, logs dict)
+    save: object  # (out_dir) -> None, writes the inference checkpoints (rank 0)
+    validate: object  # (front, cfg, device) -> metrics dict (rank 0)
+
+
+def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
+    a = cfg.arch
+    model = new_whisper(
+        small_dims(a.n_mels, a.seconds, a.n_state, a.n_head, a.n_layer, n_text_ctx=a.n_text_ctx), seed=cfg.seed
+    )
+
+    def save(out_dir: Path) -> None:
+        save_safetensors(model, out_dir / "model.safetensors")
+        save_openai(model, out_dir / "whisper.pt")
+
+    return ASRTask(
+        model,
+        model,
+        lambda net, mel, texts: (teacher_forced_loss(net, model, mel, texts), {}),
+        save,
+        lambda front, cfg, device: validate(model, front, cfg, device),
+    )
+
+
+def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
+    """The training loop shared by the ASR-loss recipes: data, SpecAugment, DDP, resume, logs, saves."""
     info = setup_distributed(cfg.device)
     device, out_dir = info.device, Path(cfg.out_dir)
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
-    a = cfg.arch
-    dims = small_dims(a.n_mels, a.seconds, a.n_state, a.n_head, a.n_layer, n_text_ctx=a.n_text_ctx)
-    model = new_whisper(dims, seed=cfg.seed).to(device)
+    task = task_builder(cfg)
+    model = task.model.to(device)
     # the sparse alignment-heads buffer breaks DDP's buffer broadcast: keep a dense copy
-    model.register_buffer("alignment_heads", model.alignment_heads.to_dense(), persistent=False)
-    front = WhisperFrontend(dims).to(device)
+    task.whisper.register_buffer("alignment_heads", task.whisper.alignment_heads.to_dense(), persistent=False)
+    front = WhisperFrontend(task.whisper.dims).to(device)
     dataset = AudioDataset(cfg.data.train, sample_rate=16000, on_error="skip")
-    dataset.utterances = [u for u in dataset.utterances if u.duration <= a.seconds and u.text]
+    dataset.utterances = [u for u in dataset.utterances if u.duration <= cfg.arch.seconds and u.text]
     sampler = DurationBatchSampler(
         dataset.durations, cfg.data.batch_seconds, seed=cfg.seed, rank=info.rank, world_size=info.world_size
     )
@@ -151,7 +183,7 @@ def train(cfg: WhisperTrainConfig) -> dict:
     objects = {"model": model, "opt": opt, "sched": sched, "sampler": sampler}
     state = resume_checkpoint(out_dir / "last.pt", objects, info.rank)
     step = state["step"] if state else 0
-    ddp = DDP(model, broadcast_buffers=False) if info.distributed else model
+    net = DDP(model, broadcast_buffers=False) if info.distributed else model
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + info.rank + step)
     logger = TrainLogger(out_dir, enabled=info.is_main)
@@ -167,7 +199,7 @@ def train(cfg: WhisperTrainConfig) -> dict:
             mel = front(wav, lens)
             mel = spec_augment(mel, torch.div(lens, 160, rounding_mode="floor"), cfg.specaug, gen)
             with amp:
-                loss = teacher_forced_loss(ddp, model, mel, batch["text"])
+                loss, logs = task.loss(net, mel, batch["text"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -178,31 +210,28 @@ def train(cfg: WhisperTrainConfig) -> dict:
                 raise FloatingPointError(f"non-finite loss at step {step}")
             if info.is_main and (step % cfg.log_every == 0 or step == 1):
                 now = time.time()
+                per_step = (now - t_last) / (cfg.log_every if step > 1 else 1)
                 logger.scalars(
                     step,
                     {
                         "loss": loss.detach(),
+                        **logs,
                         "grad_norm": grad_norm,
                         "lr": sched.get_last_lr()[0],
-                        "s_per_step": (now - t_last) / (cfg.log_every if step > 1 else 1),
+                        "s_per_step": per_step,
                     },
                 )
                 t_last = now
             if info.is_main and step % cfg.valid_every == 0:
-                logger.scalars(step, validate(model, front, cfg, device), prefix="valid")
+                logger.scalars(step, task.validate(front, cfg, device), prefix="valid")
             if step % cfg.save_every == 0 or step >= cfg.max_steps:
                 sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": consumed}
+                saved = {k: v for k, v in objects.items() if k != "sampler"}
                 save_checkpoint(
-                    out_dir / "last.pt",
-                    step,
-                    {k: v for k, v in objects.items() if k != "sampler"},
-                    info.is_main,
-                    sampler=sampler_state,
-                    config=to_dict(cfg),
+                    out_dir / "last.pt", step, saved, info.is_main, sampler=sampler_state, config=to_dict(cfg)
                 )
                 if info.is_main:
-                    save_safetensors(unwrap(model), out_dir / "model.safetensors")
-                    save_openai(unwrap(model), out_dir / "whisper.pt")
+                    task.save(out_dir)
                 barrier()
             if step >= cfg.max_steps:
                 break

@@ -1,0 +1,169 @@
+"""The trainable supervised semantic tokenizer (CosyVoice's recipe): a quantizer inserted into a Whisper encoder
+after block ``k``, trained with the ASR loss of the Whisper decoder.
+
+    mel -> conv1, conv2, positions -> blocks[:k] -> (average-pool to 25 Hz) -> quantizer
+        -> (repeat back to 50 Hz) + extra positional encoding -> blocks[k:] -> ln_post -> ASR decoder
+
+Quantizers: FSQ as released in S3Tokenizer v2 (8 projections, tanh x 0.999, round, base-3 index, straight-through
+gradients, plus a trainable up-projection), or a VQ with an EMA codebook on L2-normalised features (v1 style,
+``vector-quantize-pytorch``: k-means init, dead-code replacement). :meth:`export_tokenizer` writes the tokenizer
+half (everything up to the quantizer) as a :class:`~audiotok.semantic.s3.SemanticTokenizer` checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from whisper.model import ModelDimensions, Whisper
+
+from audiotok.semantic.s3 import S3Config, SemanticTokenizer, sinusoids
+from audiotok.whisper import asr_loss, new_whisper, small_dims
+
+
+@dataclass
+class SupervisedConfig:
+    """Whisper dims (``audiotok.whisper.small_dims`` arguments) and where/how to quantize."""
+
+    n_mels: int = 128
+    seconds: float = 10.0
+    n_state: int = 256
+    n_head: int = 4
+    n_layer: int = 4
+    n_text_ctx: int = 128
+    quantize_after: int = 2  # encoder blocks before the quantizer
+    pool: int = 2  # 50 Hz encoder frames merged per token (2 = 25 Hz)
+    quantizer: str = "fsq"  # "fsq" (6561 codes) or "vq"
+    codebook_size: int = 4096  # vq only
+    fsq_dims: int = 8
+    vq_decay: float = 0.99
+    extra: dict = field(default_factory=dict)  # free notes (e.g. where the Whisper weights came from)
+
+    def dims(self) -> ModelDimensions:
+        return small_dims(
+            self.n_mels, self.seconds, self.n_state, self.n_head, self.n_layer, n_text_ctx=self.n_text_ctx
+        )
+
+
+class TrainableFSQ(nn.Module):
+    """S3Tokenizer-v2 FSQ with straight-through rounding and an up-projection for the rest of the network."""
+
+    def __init__(self, dim: int, n_dims: int = 8):
+        super().__init__()
+        self.project_down = nn.Linear(dim, n_dims)
+        self.project_up = nn.Linear(n_dims, dim)
+        self.n_dims = n_dims
+        self.codebook_size = 3**n_dims
+
+    def forward(self, h: torch.Tensor):
+        z = self.project_down(h).float().tanh() * 0.9990000128746033
+        q = z + (z.round() - z).detach()
+        powers = torch.pow(3, torch.arange(self.n_dims, device=h.device, dtype=z.dtype))
+        codes = ((z.round() + 1) * powers).sum(-1).long()
+        return self.project_up(q.to(h.dtype)), codes, h.new_zeros(())
+
+
+class TrainableVQ(nn.Module):
+    """EMA VQ on L2-normalised features (cosine similarity), v1 style."""
+
+    def __init__(self, dim: int, codebook_size: int, decay: float):
+        super().__init__()
+        from vector_quantize_pytorch import VectorQuantize
+
+        self.codebook_size = codebook_size
+        self.vq = VectorQuantize(
+            dim=dim,
+            codebook_size=codebook_size,
+            decay=decay,
+            use_cosine_sim=True,
+            kmeans_init=True,
+            kmeans_iters=20,
+            threshold_ema_dead_code=0.5,
+        )
+
+    def forward(self, h: torch.Tensor):
+        q, codes, loss = self.vq(h)
+        return q, codes, loss.sum()
+
+
+class SupervisedTokenizerASR(nn.Module):
+    """Whisper ASR with a quantizer inside its encoder."""
+
+    model_type = "audiotok-s3-asr"
+    config_class = SupervisedConfig
+
+    def __init__(self, config: SupervisedConfig, whisper_model: Whisper | None = None):
+        super().__init__()
+        self.config = c = config
+        self.whisper = whisper_model or new_whisper(c.dims())
+        d = c.n_state
+        self.quantizer = (
+            TrainableFSQ(d, c.fsq_dims) if c.quantizer == "fsq" else TrainableVQ(d, c.codebook_size, c.vq_decay)
+        )
+        self.register_buffer("extra_positions", sinusoids(c.dims().n_audio_ctx, d), persistent=False)
+
+    def tokenize_hidden(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel (B, n_mels, 2 * n_audio_ctx) -> hidden before the quantizer (B, L / pool, d)."""
+        enc = self.whisper.encoder
+        x = F.gelu(enc.conv2(F.gelu(enc.conv1(mel)))).permute(0, 2, 1)
+        x = x + enc.positional_embedding
+        for block in enc.blocks[: self.config.quantize_after]:
+            x = block(x)
+        if self.config.pool > 1:
+            x = F.avg_pool1d(x.transpose(1, 2), self.config.pool, ceil_mode=True).transpose(1, 2)
+        return x
+
+    def forward(self, mel: torch.Tensor, texts: list[str]) -> dict[str, torch.Tensor]:
+        """ASR loss through the quantized bottleneck: ``{"asr", "commit", "codes"}``."""
+        h = self.tokenize_hidden(mel)
+        q, codes, commit = self.quantizer(h)
+        features = self.decode_tokens_to_features(q)
+        return {"asr": asr_loss(self.whisper, mel, texts, audio_features=features), "commit": commit, "codes": codes}
+
+    def decode_tokens_to_features(self, q: torch.Tensor) -> torch.Tensor:
+        """Quantized hidden (B, L / pool, d) -> encoder output (B, L, d) for the ASR decoder."""
+        enc = self.whisper.encoder
+        L = enc.positional_embedding.shape[0]
+        x = q.repeat_interleave(self.config.pool, dim=1)[:, :L] + self.extra_positions[:L]
+        for block in enc.blocks[self.config.quantize_after :]:
+            x = block(x)
+        return enc.ln_post(x)
+
+    def export_tokenizer(self) -> SemanticTokenizer:
+        """The tokenizer half as a SemanticTokenizer (Whisper blocks up to the quantizer, pooling, quantizer)."""
+        c = self.config
+        d = self.config.dims()
+        s3 = S3Config(
+            version="v1",
+            n_mels=c.n_mels,
+            n_ctx=d.n_audio_ctx,
+            dim=c.n_state,
+            n_heads=c.n_head,
+            n_layers=c.quantize_after,
+            conv1_stride=1,
+            pool=c.pool,
+            quantizer=c.quantizer,
+            codebook_size=self.quantizer.codebook_size,
+            fsq_dims=c.fsq_dims,
+            whisper_context=True,
+        )
+        tok = SemanticTokenizer(s3)
+        enc = self.whisper.encoder
+        state = {
+            f"encoder.{k}": v
+            for k, v in enc.state_dict().items()
+            if not k.startswith("ln_post") and _block_index(k) < c.quantize_after
+        }
+        if c.quantizer == "fsq":
+            state["quantizer._codebook.project_down.weight"] = self.quantizer.project_down.weight
+            state["quantizer._codebook.project_down.bias"] = self.quantizer.project_down.bias
+        else:
+            state["quantizer._codebook.embed"] = self.quantizer.vq._codebook.embed[0]
+        tok.load_official_state_dict({k: v.detach().clone() for k, v in state.items()})
+        return tok.eval()
+
+
+def _block_index(key: str) -> int:
+    return int(key.split(".")[1]) if key.startswith("blocks.") else -1

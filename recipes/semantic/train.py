@@ -1,0 +1,98 @@
+"""Train the supervised semantic tokenizer: a quantizer inside a Whisper encoder, trained with the ASR loss.
+
+CosyVoice's recipe: start from an ASR model (here ``whisper-synth``, or a local Whisper checkpoint of the user's:
+``init_whisper=PATH``; from scratch without it), insert FSQ (6561 codes) or a VQ after encoder block ``k`` with an
+extra positional encoding after it, and fine-tune encoder + quantizer + decoder with the ASR cross-entropy.
+
+    python recipes/semantic/train.py --config recipes/semantic/configs/tiny.yaml data.train=... data.valid=...
+    torchrun --nproc_per_node 8 recipes/semantic/train.py --config recipes/semantic/configs/synth.yaml
+
+Writes ``model.safetensors`` (the whole ASR model with its quantizer) and ``tokenizer.safetensors`` (the
+tokenizer half, loadable with ``SemanticTokenizer.from_pretrained``) at every save; resumes from ``last.pt``.
+The training loop is the one of ``recipes/whisper/train.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audiotok.codec.quantizer import codebook_usage
+from audiotok.config import load_config
+from audiotok.hub import save_model
+from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+from audiotok.whisper import load_whisper
+from recipes.whisper.train import ASRTask, WhisperTrainConfig, train, validate
+
+
+@dataclass
+class SemanticTrainConfig(WhisperTrainConfig):
+    tokenizer: SupervisedConfig = field(default_factory=SupervisedConfig)
+    init_whisper: str | None = None  # a trained Whisper (.pt or .safetensors) to start from; its dims win
+    commit_weight: float = 1.0  # VQ commitment (FSQ has none)
+
+
+def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
+    tc = cfg.tokenizer
+    whisper = None
+    if cfg.init_whisper:
+        whisper = load_whisper(cfg.init_whisper)
+        d = whisper.dims
+        tc = SupervisedConfig(
+            **{
+                **tc.__dict__,
+                "n_mels": d.n_mels,
+                "seconds": d.n_audio_ctx / 50,
+                "n_state": d.n_audio_state,
+                "n_head": d.n_audio_head,
+                "n_layer": d.n_audio_layer,
+                "n_text_ctx": d.n_text_ctx,
+            }
+        )
+    # the shared loop filters utterances by the audio context
+    cfg.arch.seconds = tc.seconds
+    model = SupervisedTokenizerASR(tc, whisper)
+
+    def loss(net, mel, texts):
+        out = net(mel, texts)
+        usage = codebook_usage(out["codes"].detach(), model.quantizer.codebook_size)
+        total = out["asr"] + cfg.commit_weight * out["commit"]
+        return total, {
+            "asr": out["asr"].detach(),
+            "commit": out["commit"].detach(),
+            "codebook_used": usage["used"],
+            "codebook_perplexity": usage["perplexity"],
+        }
+
+    def save(out_dir: Path) -> None:
+        save_model(model, out_dir / "model.safetensors")
+        model.export_tokenizer().save(out_dir / "tokenizer.safetensors")
+
+    def valid(front, cfg_, device):
+        model.eval()
+        try:
+
+            def through_quantizer(mel):
+                q, _, _ = model.quantizer(model.tokenize_hidden(mel))
+                return model.decode_tokens_to_features(q)
+
+            quantized = validate(model.whisper, front, cfg_, device, features_fn=through_quantizer)
+            return {"wer_tokens": quantized["wer"], "n": quantized["n"]}
+        finally:
+            model.train()
+
+    return ASRTask(model, model.whisper, loss, save, valid)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=None)
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args(argv)
+    return train(load_config(SemanticTrainConfig, args.config, args.overrides), task_builder=semantic_task)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

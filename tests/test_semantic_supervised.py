@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+from audiotok.whisper import WhisperFrontend
+from tests.conftest import speechlike
+
+
+@pytest.mark.parametrize("quantizer", ["fsq", "vq"])
+def test_loss_gradients_and_exported_tokenizer_matches(quantizer, tmp_path):
+    torch.manual_seed(0)
+    cfg = SupervisedConfig(
+        n_mels=80,
+        seconds=2.0,
+        n_state=64,
+        n_head=2,
+        n_layer=2,
+        n_text_ctx=32,
+        quantize_after=1,
+        pool=2,
+        quantizer=quantizer,
+        codebook_size=64,
+    )
+    model = SupervisedTokenizerASR(cfg)
+    front = WhisperFrontend(cfg.dims())
+    wavs = [speechlike(32000, 16000, 1), speechlike(20000, 16000, 2)]
+    wav = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+    lens = torch.tensor([32000, 20000])
+    mel = front(wav, lens)
+    out = model(mel, ["the cat sat", "on the mat"])
+    (out["asr"] + out["commit"]).backward()
+    assert torch.isfinite(out["asr"]) and out["codes"].shape == (2, 50)  # 2 s context at 25 Hz
+    assert model.whisper.encoder.conv1.weight.grad is not None  # gradients pass the quantizer
+    model.eval()
+    with torch.no_grad():
+        _, train_codes, _ = model.quantizer(model.tokenize_hidden(mel))
+    tok = model.export_tokenizer()
+    codes, code_lens = tok.encode(wavs)
+    assert code_lens.tolist() == [50, 32]  # 2 s and 1.25 s at 25 Hz
+    for i, n in enumerate(code_lens.tolist()):
+        assert torch.equal(codes[i, :n], train_codes[i, :n])
+    from audiotok.semantic import SemanticTokenizer
+
+    loaded = SemanticTokenizer.from_pretrained(tok.save(tmp_path / "tok.safetensors"))
+    assert loaded.config.whisper_context and loaded.config.pool == 2
+    assert torch.equal(loaded.encode(wavs)[0], codes)
+
+
+def test_recipe_two_steps_resume_and_exported_tokenizer(wav_tree, tmp_path):
+    import json
+    from pathlib import Path
+
+    from audiotok.data.manifest import write_manifest
+    from audiotok.data.prepare import prepare
+    from audiotok.semantic import SemanticTokenizer
+    from recipes.semantic.train import main
+
+    root = Path(__file__).resolve().parents[1]
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
+    out = tmp_path / "run"
+    args = [
+        "--config",
+        str(root / "recipes/semantic/configs/tiny.yaml"),
+        f"data.train={manifest}",
+        f"data.valid={manifest}",
+        f"out_dir={out}",
+    ]
+    main([*args, "max_steps=2", "valid_every=2"])
+    main([*args, "max_steps=4"])
+    lines = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4] and "codebook_perplexity" in lines[-1]
+    assert "wer_tokens" in (out / "valid.jsonl").read_text()
+    tok = SemanticTokenizer.from_pretrained(out / "tokenizer.safetensors")
+    codes, lens = tok.encode([speechlike(16000, 16000)])
+    assert lens.tolist() == [25] and tok.codebook_size == 6561
