@@ -153,7 +153,7 @@ class EncodeOptions:
 
     out: str
     format: str = "files"  # "files" (mirrored tree), "jsonl" or "shards"
-    batch_seconds: float = 120.0  # padded audio seconds per batch
+    batch_seconds: float = 120.0  # padded audio seconds per batch; <= 0: one file per batch (fastest on CPUs)
     n_workers: int = 2  # loading processes
     window_seconds: float = 60.0  # longer files are encoded in windows of this length...
     overlap_seconds: float = 2.0  # ...that overlap by this much on each side
@@ -288,8 +288,14 @@ def encode_items(model, name: str, items: list[InputItem], opts: EncodeOptions) 
     dataset = _AudioItems(todo, model.sample_rate)
     try:
         if short:
+            one_each = opts.batch_seconds <= 0  # one file per batch: fastest on CPUs (bench/cli.py)
             sampler = DurationBatchSampler(
-                [max(durations[i], 1e-3) for i in short], opts.batch_seconds, shuffle=False, rank=0, world_size=1
+                [max(durations[i], 1e-3) for i in short],
+                float("inf") if one_each else opts.batch_seconds,
+                max_items=1 if one_each else None,
+                shuffle=False,
+                rank=0,
+                world_size=1,
             )
             batches = [[short[j] for j in b] for b in sampler.epoch_batches(0)]
             loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collate, num_workers=opts.n_workers)

@@ -163,10 +163,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
     info = setup_distributed(args.device)
     model, name = load_tokenizer(args.model, args.config, str(info.device), args.official)
     items = collect_inputs(args.inputs)
+    batch_seconds = args.batch_seconds
+    if batch_seconds is None:  # batching pays on GPUs; on CPUs one file at a time is faster (bench/cli.py)
+        batch_seconds = 120.0 if info.device.type == "cuda" else 0.0
     opts = EncodeOptions(
         out=args.output,
         format=args.format,
-        batch_seconds=args.batch_seconds,
+        batch_seconds=batch_seconds,
         n_workers=args.workers,
         window_seconds=args.window_seconds,
         shard_size=args.shard_size,
@@ -373,7 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--official", default=None, help="--model is an official S3Tokenizer state dict of this name")
     s.add_argument("--format", choices=("files", "jsonl", "shards"), default="files")
     s.add_argument("--device", default="cpu")
-    s.add_argument("--batch-seconds", type=float, default=120.0, help="padded audio seconds per batch")
+    s.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=None,
+        help="padded audio seconds per batch (default: 120 on CUDA; 0 = one file per batch on CPU, "
+        "which is faster there: bench/cli.py)",
+    )
     s.add_argument("--workers", type=int, default=2, help="data loading processes")
     s.add_argument("--window-seconds", type=float, default=60.0, help="longer files are encoded in windows")
     s.add_argument("--shard-size", type=int, default=1000, help="items per shard (--format shards)")

@@ -46,7 +46,23 @@ GOOD = ["spk1/spk1_0", "spk1/spk1_1", "spk2/spk2_0", "spk2/spk2_1", "spk2/spk2_2
 
 
 def _encode(tree, out, codec_path, *extra):
-    return main(["encode", str(tree), "-o", str(out), "--model", str(codec_path), "--quiet", "--workers", "0", *extra])
+    # --batch-seconds 120: exercise the padded-batch path (the CPU default is one file per batch)
+    return main(
+        [
+            "encode",
+            str(tree),
+            "-o",
+            str(out),
+            "--model",
+            str(codec_path),
+            "--quiet",
+            "--workers",
+            "0",
+            "--batch-seconds",
+            "120",
+            *extra,
+        ]
+    )
 
 
 def test_mirrored_outputs_errors_and_exact_codes(tree, tmp_path, codec_path, capsys):
