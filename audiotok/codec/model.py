@@ -229,7 +229,9 @@ class Codec(nn.Module):
         if path is None:
             path = ASSETS / DEFAULT_NAME / "model.safetensors"
             if not path.is_file():
-                raise FileNotFoundError(f"the bundled codec is missing ({path}); reinstall audiotok")
+                raise FileNotFoundError(
+                    f"no bundled codec at {path}: none is shipped yet (see the README); pass a checkpoint path"
+                )
         path = Path(path)
         if path.is_dir():
             path = path / "model.safetensors"
