@@ -112,3 +112,16 @@ def test_training_pass_and_vq_bypass(tiny):
     assert out["audio"].shape == (2, 8000) and float(out["commit"]) == 0.0
     out["audio"].pow(2).mean().backward()
     assert model.encoder.model[0].conv.parametrizations.weight.original1.grad is not None
+
+
+def test_data_dependent_init_gives_unit_scale_latents():
+    from audiotok.nn.init import data_dependent_init
+
+    torch.manual_seed(0)
+    model = Codec(codec_config("tiny"))
+    wav = torch.stack([speechlike(12000, 24000, s) for s in range(3)])
+    before = model.encoder(wav.unsqueeze(1)).std(-1).mean()
+    data_dependent_init(model.encoder, lambda: model.encoder(wav.unsqueeze(1)))
+    z = model.encoder(wav.unsqueeze(1))
+    assert before < 0.1  # PyTorch's default init shrinks the signal layer by layer
+    assert abs(float(z.std(dim=(0, 2)).mean()) - 1.0) < 1e-3 and float(z.mean(dim=(0, 2)).abs().max()) < 1e-3

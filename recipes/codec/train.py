@@ -38,6 +38,7 @@ from audiotok.data.dataset import AudioDataset, collate_audio
 from audiotok.data.manifest import read_manifest
 from audiotok.data.sampler import DurationBatchSampler
 from audiotok.metrics import mean_metrics, reconstruction_metrics
+from audiotok.nn.init import data_dependent_init
 from audiotok.train import (
     TrainLogger,
     barrier,
@@ -97,6 +98,8 @@ class CodecTrainConfig:
     n_cond: int = 4  # bandwidth ids drawn in training (0 at inference)
     kmeans_batches: int = 8  # batches of latents collected for the k-means initialisation
     kmeans_iters: int = 200
+    encoder_init: str = "ddi"  # "ddi": data-dependent init of the encoder convs (a fresh SEANet's latents are ~1e-3
+    # and the decoder learns to ignore them); "default": PyTorch's init, as released
     vq_warmup_steps: int = 0  # steps with the VQ bypassed before k-means init (0 = k-means on the first batches,
     # as released; the random encoder's latents are tiny and drift fast, which collapses a codebook fitted to them)
     dead_code_fraction: float = 0.1  # threshold = fraction * frames per batch / codebook size; < 0: released 2.0
@@ -220,6 +223,14 @@ def train(cfg: CodecTrainConfig) -> dict:
     step = state["step"] if state else 0
     if state and info.is_main:
         print(f"resumed from {out_dir / 'last.pt'} at step {step}", flush=True)
+    if not state and cfg.encoder_init == "ddi":
+        init_loader, _ = build_loader(cfg, rank=0, world_size=1, seed=cfg.seed + 7)
+        batch = next(iter(init_loader))
+        wav = batch["audio"].to(device)
+        data_dependent_init(model.encoder, lambda: model.encoder(wav.unsqueeze(1)))
+        if dist.is_initialized():
+            for p in model.encoder.parameters():
+                dist.broadcast(p.data, src=0)
     if not state and cfg.vq_warmup_steps == 0:
         kmeans_init(model, cfg, device, step)
 
