@@ -23,6 +23,18 @@ def speechlike(n: int, sample_rate: int, seed: int = 0) -> torch.Tensor:
     return (0.2 * env * x + 0.01 * torch.randn(n, generator=g)).float()
 
 
+def run_two_cpu_ranks(args: list[str], port: int):
+    """``torchrun --nproc_per_node 2`` (gloo on CPU) of ``args`` from the repository root; returns the result."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port), *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
 @pytest.fixture
 def wav_tree(tmp_path: Path) -> Path:
     """speaker folders with wav/flac files and side-car transcripts."""

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from audiotok import audio, batch
 from audiotok.cli import main
 from audiotok.codec import Codec, codec_config
 from audiotok.tokens import TOKEN_SUFFIX, load_tokens
-from tests.conftest import speechlike
+from tests.conftest import run_two_cpu_ranks, speechlike
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,15 +200,7 @@ def test_long_files_in_windows(tmp_path, codec_path):
 
 def test_two_ranks_encode_each_file_exactly_once(tree, tmp_path, codec_path):
     out = tmp_path / "tok.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29533",
+    args = [
         "-m",
         "audiotok",
         "encode",
@@ -224,7 +215,7 @@ def test_two_ranks_encode_each_file_exactly_once(tree, tmp_path, codec_path):
         "--workers",
         "0",
     ]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    res = run_two_cpu_ranks(args, port=29533)
     assert res.returncode == 1, res.stderr[-2000:]  # the bad files
     ids = []
     for rank in (0, 1):

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ from audiotok.codec import Codec
 from audiotok.data.manifest import write_manifest
 from audiotok.data.prepare import prepare
 from recipes.codec.train import main
+from tests.conftest import run_two_cpu_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "recipes" / "codec" / "configs" / "tiny.yaml")
@@ -62,19 +60,8 @@ def test_dac_bug_switch_freezes_the_dac_discriminator(manifest, tmp_path):
 
 def test_ddp_two_cpu_processes(manifest, tmp_path):
     out = tmp_path / "ddp"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29517",
-        str(ROOT / "recipes" / "codec" / "train.py"),
-        *_args(manifest, out, "optim.max_steps=2", "device=cpu"),
-    ]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    train = str(ROOT / "recipes" / "codec" / "train.py")
+    res = run_two_cpu_ranks([train, *_args(manifest, out, "optim.max_steps=2", "device=cpu")], port=29517)
     assert res.returncode == 0, res.stderr[-3000:]
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["step"] == 2 and len(state["rng"]) == 2 and state["sampler"]["world_size"] == 2
