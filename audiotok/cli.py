@@ -117,6 +117,32 @@ def cmd_eval_codec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_semantic(args: argparse.Namespace) -> int:
+    from audiotok.codec.model import Codec
+    from audiotok.hub import load_model
+    from audiotok.semantic import SemanticTokenizer
+    from audiotok.semantic.evaluate import evaluate_semantic, format_report
+    from audiotok.whisper import load_whisper
+
+    path = Path(args.model) if args.model else Path(__file__).parent / "assets" / "semantic" / "model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no semantic tokenizer there (train one: recipes/semantic/train.py)")
+    tokenizer = SemanticTokenizer.from_pretrained(path, device=args.device)
+    codec = None if args.codec == "none" else Codec.from_pretrained(args.codec, device=args.device)
+    asr = load_model(args.asr, device=args.device) if args.asr else None
+    reference = load_whisper(args.reference_asr, device=args.device) if args.reference_asr else None
+    result = evaluate_semantic(
+        tokenizer, args.manifest, codec, asr, reference, limit=args.limit, progress=not args.quiet
+    )
+    result["model"] = str(path)
+    print(format_report(result))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from audiotok.codec import Codec
 
@@ -211,6 +237,31 @@ def cmd_info(args: argparse.Namespace) -> int:
         d = describe(path)
         print(f"{path}: {d.pop('kind')}")
         _print_table([(k, json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in d.items()])
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    import torch
+
+    from asr.adapters import load_adapted
+    from asr.transcribe import evaluate_manifest, transcribe_files
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_adapted(args.model, args.adapter, merge=True, device=device)
+    opts = {"batch_size": args.batch_size, "beam_size": args.beam_size, "progress": not args.quiet}
+    if len(args.files) == 1 and args.files[0].endswith(".jsonl"):
+        res = evaluate_manifest(model, args.files[0], limit=args.limit, **opts)
+        rows = [{"ref": r, "text": h} for r, h in zip(res.refs, res.hyps, strict=True)]
+        print(f"WER {res.wer:.4f} over {res.n} utterances of {args.files[0]}", file=sys.stderr)
+    else:
+        files = [str(f) for f in args.files][: args.limit]
+        rows = [{"audio": f, "text": t} for f, t in zip(files, transcribe_files(model, files, **opts), strict=True)]
+    if args.out:
+        Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(f"wrote {len(rows)} transcripts -> {args.out}", file=sys.stderr)
+    else:
+        for r in rows:
+            print(f"{r.get('audio', r.get('ref'))}\t{r['text']}")
     return 0
 
 
@@ -368,6 +419,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_eval_codec)
 
+    s = sub.add_parser("eval-semantic", help="content, robustness and speaker leakage of semantic vs codec tokens")
+    s.add_argument("manifest", help="held-out speakers, e.g. data/synth/test.jsonl")
+    s.add_argument("--model", default=None, help="semantic tokenizer .safetensors (default: bundled)")
+    s.add_argument("--asr", default=None, help="the tokenizer's own ASR model (recipe's model.safetensors): WER")
+    s.add_argument("--reference-asr", default=None, help="an unquantized Whisper (.pt/.safetensors) to compare")
+    s.add_argument("--codec", default=None, help="codec checkpoint to compare (default: bundled; 'none' to skip)")
+    s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("-o", "--output", default=None, help="write the result as JSON")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_eval_semantic)
+
     s = sub.add_parser("encode", help="audio files/folders/manifests -> token files (resumable, batched)")
     s.add_argument("inputs", nargs="+", help="files, folders (recursive), manifests (.jsonl), or - for stdin paths")
     s.add_argument("-o", "--output", required=True, help="output folder (files, shards) or .jsonl path")
@@ -409,6 +472,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("models", help="list bundled and known models")
     s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("transcribe", help="transcribe audio (or a manifest, with WER) with a Whisper model + adapter")
+    s.add_argument("files", nargs="+", help="audio files, or one .jsonl manifest (then WER is printed)")
+    s.add_argument("--model", required=True, help="openai-whisper .pt or our Whisper .safetensors")
+    s.add_argument("--adapter", default=None, help="an adapter .safetensors trained on that model (merged on load)")
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--beam-size", type=int, default=None)
+    s.add_argument("--limit", type=int, default=None, help="first N items only")
+    s.add_argument("--device", default=None)
+    s.add_argument("--out", default=None, help="write JSONL instead of printing")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_transcribe)
 
     s = sub.add_parser("export", help="convert an official WavTokenizer .ckpt + YAML into our checkpoint")
     s.add_argument("checkpoint")

@@ -159,6 +159,10 @@ def transcribe(
         language="en", without_timestamps=True, fp16=False, beam_size=beam_size, sample_len=model.dims.n_text_ctx // 2
     )
     inputs = mel if audio_features is None else audio_features
+    if beam_size and beam_size > 1 and len(inputs) > 1:
+        # openai-whisper 20250625 repeats the tokens but not the audio features per beam: batched beam search
+        # fails on a size mismatch, so beams run one utterance at a time
+        return [whisper.decode(model, x[None], options)[0].text for x in inputs]
     results = whisper.decode(model, inputs, options)
     return [r.text for r in results]
 

@@ -14,6 +14,7 @@ Resumes from ``<out_dir>/last.pt``; writes ``model.safetensors`` and openai-whis
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -138,6 +139,9 @@ class ASRTask:
     loss: object  # (net, mel, texts) -> (loss, logs dict)
     save: object  # (out_dir) -> None, writes the inference checkpoints (rank 0)
     validate: object  # (front, cfg, device) -> metrics dict (rank 0)
+    param_groups: object = None  # (weight_decay) -> optimiser groups; default: every parameter that requires grad
+    after_step: object = None  # (step, lr) -> None, after each optimiser step (proximal steps, AdaLoRA budgets)
+    select_on: str = "wer"  # the validation metric (lower is better) that picks ``<out_dir>/best``
 
 
 def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
@@ -173,16 +177,22 @@ def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
     task.whisper.register_buffer("alignment_heads", task.whisper.alignment_heads.to_dense(), persistent=False)
     front = WhisperFrontend(task.whisper.dims).to(device)
     dataset = AudioDataset(cfg.data.train, sample_rate=16000, on_error="skip")
-    dataset.utterances = [u for u in dataset.utterances if u.duration <= cfg.arch.seconds and u.text]
+    context = task.whisper.dims.n_audio_ctx / 50  # seconds of audio the encoder sees
+    dataset.utterances = [u for u in dataset.utterances if u.duration <= context and u.text]
     sampler = DurationBatchSampler(
         dataset.durations, cfg.data.batch_seconds, seed=cfg.seed, rank=info.rank, world_size=info.world_size
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_audio, num_workers=cfg.data.n_workers)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if task.param_groups is not None:
+        groups = task.param_groups(cfg.weight_decay)
+    else:
+        groups = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = cosine_schedule(opt, cfg.max_steps, cfg.warmup_steps)
     objects = {"model": model, "opt": opt, "sched": sched, "sampler": sampler}
     state = resume_checkpoint(out_dir / "last.pt", objects, info.rank)
     step = state["step"] if state else 0
+    best = state.get("best", math.inf) if state else math.inf  # best validation metric so far
     net = DDP(model, broadcast_buffers=False) if info.distributed else model
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + info.rank + step)
@@ -202,8 +212,12 @@ def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
                 loss, logs = task.loss(net, mel, batch["text"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in model.parameters() if p.requires_grad], cfg.grad_clip
+            )
             opt.step()
+            if task.after_step is not None:
+                task.after_step(step, sched.get_last_lr()[0])
             sched.step()
             step += 1
             if not math.isfinite(float(loss.detach())):
@@ -222,13 +236,26 @@ def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
                     },
                 )
                 t_last = now
-            if info.is_main and step % cfg.valid_every == 0:
-                logger.scalars(step, task.validate(front, cfg, device), prefix="valid")
+            if step % cfg.valid_every == 0:
+                if info.is_main:
+                    metrics = task.validate(front, cfg, device)
+                    logger.scalars(step, metrics, prefix="valid")
+                    if metrics.get(task.select_on, math.inf) < best:
+                        best = float(metrics[task.select_on])
+                        task.save(out_dir / "best")
+                        (out_dir / "best" / "metrics.json").write_text(json.dumps({"step": step, **metrics}))
+                barrier()
             if step % cfg.save_every == 0 or step >= cfg.max_steps:
                 sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": consumed}
                 saved = {k: v for k, v in objects.items() if k != "sampler"}
                 save_checkpoint(
-                    out_dir / "last.pt", step, saved, info.is_main, sampler=sampler_state, config=to_dict(cfg)
+                    out_dir / "last.pt",
+                    step,
+                    saved,
+                    info.is_main,
+                    sampler=sampler_state,
+                    config=to_dict(cfg),
+                    best=best,
                 )
                 if info.is_main:
                     task.save(out_dir)

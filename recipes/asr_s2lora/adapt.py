@@ -1,0 +1,68 @@
+"""Adapt a Whisper model to a new domain with S2-LoRA or a baseline (LoRA, AdaLoRA, BitFit, full fine-tuning).
+
+The training loop is the one of ``recipes/whisper/train.py`` (DDP, bf16 on GPU, resume from ``last.pt``,
+TensorBoard, SpecAugment); only the trainable parameters change, and validation WER picks ``<out_dir>/best``.
+
+    python recipes/asr_s2lora/adapt.py --config recipes/asr_s2lora/configs/synth.yaml adapter.method=s2lora \
+        out_dir=runs/adapt/s2lora
+    torchrun --nproc_per_node 8 recipes/asr_s2lora/adapt.py --config ... (the same, on 8 GPUs)
+
+Writes ``adapter.safetensors`` (the trained tensors + config; ``audiotok transcribe --model BASE --adapter ...``)
+at every save and ``best/adapter.safetensors`` at the best validation WER.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asr.adapters import Adapter, AdapterConfig
+from audiotok.config import load_config
+from audiotok.whisper import load_whisper
+from recipes.whisper.train import ASRTask, WhisperTrainConfig, teacher_forced_loss, train, validate
+
+
+@dataclass
+class AdaptConfig(WhisperTrainConfig):
+    base: str = "runs/whisper-synth/whisper.pt"  # the model to adapt (.pt or .safetensors); its dims win
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+
+
+def adapt_task(cfg: AdaptConfig) -> ASRTask:
+    model = load_whisper(cfg.base)
+    model.train()
+    if cfg.adapter.method == "adalora" and cfg.adapter.total_step <= 0:
+        cfg.adapter.total_step = cfg.max_steps
+    adapter = Adapter(model, cfg.adapter)
+
+    def loss(net, mel, texts):
+        ce = teacher_forced_loss(net, model, mel, texts)
+        reg = adapter.regularizer()
+        return ce + reg, {"ce": ce.detach(), "reg": reg.detach()}
+
+    def save(out_dir: Path) -> None:
+        adapter.save(out_dir / "adapter.safetensors", extra={"base": str(cfg.base)})
+
+    return ASRTask(
+        model,
+        model,
+        loss,
+        save,
+        lambda front, cfg_, device: validate(model, front, cfg_, device),
+        param_groups=adapter.param_groups,
+        after_step=adapter.after_step,
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=None)
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args(argv)
+    return train(load_config(AdaptConfig, args.config, args.overrides), task_builder=adapt_task)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

@@ -1,0 +1,263 @@
+"""ASR adaptation: S2-LoRA and the baselines on openai-whisper (tiny random models), transcription, recipes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import whisper
+
+from asr.adapters import METHODS, Adapter, AdapterConfig, load_adapted, target_names
+from audiotok.whisper import new_whisper, save_openai, small_dims, transcribe
+
+ROOT = Path(__file__).resolve().parents[1]
+D = 64  # model width of the tiny dims
+DIMS = small_dims(80, 2.0, D, 2, 2, n_text_ctx=32)
+
+
+def tiny(seed: int = 0):
+    return new_whisper(DIMS, seed=seed).eval()
+
+
+def batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    mel = torch.randn(2, 80, 2 * DIMS.n_audio_ctx, generator=g)
+    tokens = torch.tensor([[50258, 50259, 50359, 50363, 400, 500, 600]] * 2)
+    return mel, tokens
+
+
+def matrices(model) -> list[tuple[int, int]]:
+    names = target_names(model, AdapterConfig())
+    return [(model.get_submodule(n).in_features, model.get_submodule(n).out_features) for n in names]
+
+
+def test_every_method_counts_its_parameters_by_the_formula():
+    shapes = matrices(tiny())
+    assert len(shapes) == 2 * 6 + 2 * 10  # encoder: 4 attn + 2 mlp; decoder: + 4 cross-attn
+    r = 8
+    expected = {
+        "s2lora": r * 4 * D + 4 * D * r + r * len(shapes),  # one sliced pair of the largest shapes + lambdas
+        "lora": sum(r * (i + o) for i, o in shapes),
+        "adalora": sum(12 * (i + o) + 12 for i, o in shapes),  # init_r = 12, plus E (r)
+        "full": sum(p.numel() for p in tiny().parameters()),
+    }
+    model = tiny()
+    expected["bitfit"] = sum(p.numel() for n, p in model.named_parameters() if n.endswith(".bias"))
+    for method in METHODS:
+        adapter = Adapter(tiny(), AdapterConfig(method=method, rank=r, total_step=10))
+        assert adapter.num_trainable() == expected[method], method
+        assert adapter.num_base() == expected["full"]
+    by_shape = Adapter(tiny(), AdapterConfig(rank=r, sharing="shape"))
+    groups = set(shapes)
+    assert by_shape.num_trainable() == sum(r * (i + o) for i, o in groups) + r * len(shapes)
+    no_ln = Adapter(tiny(), AdapterConfig(method="bitfit", bitfit_layernorm=False))
+    assert all("ln" not in n for n in no_ln.trainable())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_output_at_init_equals_the_base_and_only_adapters_train(method):
+    mel, tokens = batch()
+    base = tiny()(mel, tokens)
+    model = tiny()
+    adapter = Adapter(model, AdapterConfig(method=method, total_step=10))
+    assert torch.equal(model(mel, tokens), base)
+    names = set(adapter.trainable())
+    if method == "s2lora":
+        assert names == {"s2lora.A.global", "s2lora.B.global"} | {f"{n}.lam" for n in adapter.targets}
+    elif method in ("lora", "adalora"):
+        assert names and all("lora_" in n for n in names)
+    elif method == "bitfit":
+        assert names and all(n.endswith(".bias") for n in names)
+        assert not any(n.endswith("attn.key.bias") for n in dict(model.named_parameters()))  # key has no bias
+    else:
+        assert len(names) == len(list(model.parameters()))
+
+
+def test_s2lora_gradients_reach_lambda_at_init_and_the_proximal_step_zeroes_small_coefficients():
+    mel, tokens = batch()
+    model = tiny()
+    adapter = Adapter(model, AdapterConfig(rank=4, sparsity="proximal", sparsity_weight=0.5))
+    F.cross_entropy(model(mel, tokens).transpose(1, 2), tokens).backward()
+    layers = adapter.s2lora_layers()
+    assert all(m.lam.grad.abs().sum() > 0 for m in layers.values())
+    first = next(iter(layers.values()))
+    with torch.no_grad():
+        first.lam.copy_(torch.tensor([0.004, -0.003, 0.5, -0.25]))
+    adapter.after_step(step=0, lr=0.01)  # threshold 0.005
+    assert torch.allclose(first.lam, torch.tensor([0.0, 0.0, 0.495, -0.245]))
+    assert adapter.ranks()[next(iter(layers))] == 2
+    l1 = Adapter(tiny(), AdapterConfig(rank=4, sparsity="l1", sparsity_weight=0.1))
+    with torch.no_grad():
+        next(iter(l1.s2lora_layers().values())).lam.fill_(1.0)
+    assert float(l1.regularizer().detach()) == pytest.approx(0.1 * 4)
+
+
+@pytest.mark.parametrize("method", ["s2lora", "lora", "adalora"])
+def test_a_few_steps_on_one_batch_lower_the_loss(method):
+    mel, tokens = batch()
+    model = tiny()
+    model.train()
+    adapter = Adapter(model, AdapterConfig(method=method, total_step=20, delta_t=1, sparsity_weight=1e-3))
+    opt = torch.optim.AdamW(adapter.param_groups(0.0), lr=1e-2)
+    losses = []
+    for step in range(20):
+        ce = F.cross_entropy(model(mel, tokens[:, :-1]).transpose(1, 2), tokens[:, 1:])
+        losses.append(float(ce.detach()))
+        opt.zero_grad()
+        (ce + adapter.regularizer()).backward()
+        opt.step()
+        adapter.after_step(step, 1e-2)
+    assert losses[-1] < 0.97 * losses[0] and losses[-1] < min(losses[:5]), losses
+
+
+def _train_a_little(adapter: Adapter, steps: int = 3) -> None:
+    mel, tokens = batch(1)
+    opt = torch.optim.AdamW(adapter.param_groups(0.0), lr=5e-2)
+    for step in range(steps):
+        loss = F.cross_entropy(adapter.model(mel, tokens).transpose(1, 2), tokens) + adapter.regularizer()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        adapter.after_step(step, 5e-2)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_merge_matches_the_adapted_model_and_exports_for_whisper_load_model(method, tmp_path):
+    mel, tokens = batch()
+    model = tiny()
+    adapter = Adapter(model, AdapterConfig(method=method, total_step=10, delta_t=1, sparsity_weight=1e-4))
+    _train_a_little(adapter)
+    model.eval()
+    adapted = model(mel, tokens)
+    assert not torch.allclose(adapted, tiny()(mel, tokens), atol=1e-4)  # training changed something
+    adapter.save(tmp_path / "a.safetensors")
+    merged = adapter.merge()
+    assert (merged(mel, tokens) - adapted).abs().max() < 1e-4
+    assert set(merged.state_dict()) == set(tiny().state_dict())
+    save_openai(merged, tmp_path / "merged.pt")
+    loaded = whisper.load_model(str(tmp_path / "merged.pt"), device="cpu")
+    assert (loaded(mel, tokens) - adapted).abs().max() < 1e-4
+    # the small adapter file rebuilds the same model on a fresh base
+    again = load_adapted(_base_file(tmp_path), tmp_path / "a.safetensors")
+    assert (again(mel, tokens) - adapted).abs().max() < 1e-4
+
+
+def _base_file(tmp_path: Path) -> Path:
+    return save_openai(tiny(), tmp_path / "base.pt")
+
+
+def test_adapter_refuses_a_base_of_other_dims(tmp_path):
+    from audiotok.hub import CheckpointError
+
+    adapter = Adapter(tiny(), AdapterConfig())
+    adapter.save(tmp_path / "a.safetensors")
+    other = new_whisper(small_dims(80, 2.0, 32, 2, 2, n_text_ctx=32))
+    with pytest.raises(CheckpointError, match="dims"):
+        Adapter.load(other, tmp_path / "a.safetensors")
+    with pytest.raises(ValueError, match="unknown adapter method"):
+        AdapterConfig(method="prefix")
+
+
+@pytest.mark.parametrize("method", ["s2lora", "lora"])
+def test_decoding_with_kv_cache_and_beam_runs_through_adapters(method):
+    mel, _ = batch()
+    model = tiny()
+    adapter = Adapter(model, AdapterConfig(method=method))
+    _train_a_little(adapter)
+    model.eval()
+    greedy, beam = transcribe(model, mel), transcribe(model, mel, beam_size=3)
+    merged = adapter.merge()  # the plain model with the same function: the reference
+    assert greedy == transcribe(merged, mel)
+    assert beam == transcribe(merged, mel, beam_size=3)
+
+
+def test_transcribe_cli_with_an_adapter(tmp_path, wav_tree):
+    from audiotok.cli import main
+
+    model = tiny()
+    base = save_openai(model, tmp_path / "base.pt")
+    adapter = Adapter(model, AdapterConfig())
+    _train_a_little(adapter)
+    adapter.save(tmp_path / "a.safetensors")
+    files = sorted(str(p) for p in wav_tree.rglob("*.wav"))
+    out = tmp_path / "t.jsonl"
+    rc = main(
+        ["transcribe", *files, "--model", str(base), "--adapter", str(tmp_path / "a.safetensors")]
+        + ["--batch-size", "2", "--out", str(out), "--quiet"]
+    )
+    assert rc == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["audio"] for r in rows] == files and all(isinstance(r["text"], str) for r in rows)
+
+
+def test_long_audio_is_transcribed_in_context_windows():
+    from asr.transcribe import _windows
+
+    x = torch.arange(10)
+    assert [len(w) for w in _windows(x, 4)] == [4, 4, 2]
+    assert torch.equal(torch.cat(_windows(x, 4)), x)
+
+
+@pytest.fixture(scope="module")
+def child_corpus(tmp_path_factory) -> Path:
+    from audiotok.data.synth import CorpusConfig, build_corpus
+
+    out = tmp_path_factory.mktemp("child")
+    build_corpus(CorpusConfig(out_dir=str(out), minutes=1.5, n_espeak=3, seed=0, domain="child"), progress=False)
+    return out
+
+
+def test_adapt_recipe_runs_two_steps_and_resumes(child_corpus, tmp_path):
+    from recipes.asr_s2lora.adapt import main
+
+    base = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=64), seed=0), tmp_path / "base.pt")
+    out = tmp_path / "run"
+    args = [
+        f"base={base}",
+        f"data.train={child_corpus / 'train.jsonl'}",
+        f"data.valid={child_corpus / 'valid.jsonl'}",
+        "data.batch_seconds=8.0",
+        "data.n_workers=0",
+        "data.n_valid=2",
+        f"out_dir={out}",
+        "warmup_steps=1",
+        "log_every=1",
+        "save_every=2",
+    ]
+    main([*args, "max_steps=2", "valid_every=2"])
+    assert (out / "adapter.safetensors").exists() and (out / "best" / "adapter.safetensors").exists()
+    main([*args, "max_steps=4", "valid_every=100"])
+    steps = [json.loads(line)["step"] for line in (out / "train.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert json.loads((out / "best" / "metrics.json").read_text())["step"] == 2
+
+
+def test_experiment_writes_the_comparison_table_and_rank_maps(child_corpus, tmp_path):
+    from recipes.asr_s2lora.experiment import main
+
+    base = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=64), seed=0), tmp_path / "base.pt")
+    out = tmp_path / "exp"
+    args = [
+        "--config",
+        str(ROOT / "recipes/asr_s2lora/configs/tiny.yaml"),
+        f"base={base}",
+        f"child={child_corpus}",
+        "adult_test=null",
+        "adapt_engines=[flite]",
+        "ood_engines=[festival]",
+        f"out_dir={out}",
+    ]
+    results = main(args)
+    assert set(results) == {"zero-shot", *METHODS}
+    assert results["s2lora"]["trainable"] < results["lora"]["trainable"] < results["full"]["trainable"]
+    table = (out / "results.md").read_text()
+    for method in ("zero-shot", *METHODS):
+        assert f"| {method} |" in table
+    assert "synthetic" in table
+    assert (out / "ranks.png").stat().st_size > 0 and "adalora" in (out / "ranks.md").read_text()
+    mtime = (out / "results.json").stat().st_mtime
+    main(args)  # resumable: everything is done, nothing is retrained
+    assert (out / "results.json").stat().st_mtime == mtime
