@@ -5,7 +5,9 @@
 Models load lazily on first use. The codec is the bundled default unless ``--model-dir``/``AUDIOTOK_CODEC``
 points at another checkpoint (ours, or with ``AUDIOTOK_CODEC_CONFIG`` an official WavTokenizer .ckpt + YAML). The
 semantic tab needs an S3 tokenizer: ``AUDIOTOK_S3=/path/to/state_dict.pt AUDIOTOK_S3_NAME=speech_tokenizer_v2_25hz``
-(or one of our semantic checkpoints). Binds to 127.0.0.1 unless ``--host`` says otherwise; ``--share`` is opt-in.
+(or one of our semantic checkpoints). The ASR tab compares a Whisper model with and without an adapter: the bundled
+``whisper-synth`` and its child-domain S2-LoRA adapter, or ``AUDIOTOK_WHISPER`` (openai-whisper ``.pt`` or ours) and
+``AUDIOTOK_ASR_ADAPTER``. Binds to 127.0.0.1 unless ``--host`` says otherwise; ``--share`` is opt-in.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from audiotok.hub import ASSETS
 
 MAX_SECONDS = 60.0  # longer uploads are refused with a message (the demo runs on CPUs too)
 
@@ -45,6 +49,8 @@ def get_semantic():
     from audiotok.semantic import SemanticTokenizer
 
     path = os.environ.get("AUDIOTOK_S3")
+    if not path and (ASSETS / "semantic" / "model.safetensors").is_file():
+        path = str(ASSETS / "semantic" / "model.safetensors")
     if not path:
         raise DemoError(
             "No semantic tokenizer configured: start the app with AUDIOTOK_S3=<state dict or "
@@ -54,6 +60,41 @@ def get_semantic():
         return SemanticTokenizer.from_pretrained(path, name=os.environ.get("AUDIOTOK_S3_NAME"))
     except (FileNotFoundError, ValueError) as err:
         raise DemoError(f"Cannot load the semantic tokenizer: {err}") from None
+
+
+@lru_cache(maxsize=1)
+def get_asr():
+    """(base Whisper, the same Whisper with its adapter merged or None, adapter name)."""
+    from asr.adapters import load_adapted
+    from audiotok.whisper import load_whisper
+
+    base = os.environ.get("AUDIOTOK_WHISPER") or ASSETS / "whisper-synth" / "model.safetensors"
+    adapter = os.environ.get("AUDIOTOK_ASR_ADAPTER") or ASSETS / "whisper-synth" / "child-s2lora.safetensors"
+    if not Path(base).is_file():
+        raise DemoError(
+            f"No Whisper model at {base}: start the app with AUDIOTOK_WHISPER=<whisper .pt or .safetensors>."
+        )
+    try:
+        plain = load_whisper(base)
+        adapted = load_adapted(base, adapter) if Path(adapter).is_file() else None
+    except (FileNotFoundError, ValueError) as err:
+        raise DemoError(f"Cannot load the ASR models: {err}") from None
+    return plain, adapted, Path(adapter).name
+
+
+def asr_compare(path: str | None) -> dict:
+    """Transcripts of one upload by the base Whisper and by the adapted one."""
+    from asr.transcribe import transcribe_audio
+
+    plain, adapted, name = get_asr()
+    wav = load_upload(path, 16000)
+    out = {"base": transcribe_audio(plain, [wav])[0] or "(nothing recognised)"}
+    if adapted is None:
+        out["adapted"] = "No adapter configured (AUDIOTOK_ASR_ADAPTER=<adapter .safetensors>)."
+    else:
+        out["adapted"] = transcribe_audio(adapted, [wav])[0] or "(nothing recognised)"
+    out["message"] = f"Base Whisper vs. the same model with `{name}` merged (no extra inference cost)."
+    return out
 
 
 def load_upload(path: str | None, target_rate: int) -> torch.Tensor:
@@ -213,6 +254,16 @@ def build_ui():
             s_sum = gr.Markdown()
             s_img = gr.Image(label="Semantic token ids over time")
             s_btn.click(guarded(semantic_tokens, ["summary", "tokens_image"]), inputs=s_inp, outputs=[s_sum, s_img])
+        with gr.Tab("ASR"):
+            a_inp = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
+            a_btn = gr.Button("Transcribe", variant="primary")
+            a_msg = gr.Markdown()
+            with gr.Row():
+                a_base = gr.Textbox(label="Base Whisper")
+                a_adapted = gr.Textbox(label="With the adapter (S2-LoRA)")
+            a_btn.click(
+                guarded(asr_compare, ["message", "base", "adapted"]), inputs=a_inp, outputs=[a_msg, a_base, a_adapted]
+            )
         with gr.Tab("Batch"):
             b_inp = gr.File(file_count="multiple", label="Audio files")
             b_btn = gr.Button("Encode all", variant="primary")

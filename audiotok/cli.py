@@ -159,7 +159,7 @@ def load_tokenizer(name: str | None, config: str | None = None, device: str = "c
     semantic tokenizer, told apart by its header); an official WavTokenizer .ckpt with ``config``; or an official
     S3Tokenizer state dict with ``official`` (e.g. ``speech_tokenizer_v2_25hz``)."""
     from audiotok.codec import Codec
-    from audiotok.codec.model import ASSETS
+    from audiotok.hub import ASSETS
     from audiotok.semantic import SemanticTokenizer
 
     if official is not None:
@@ -266,7 +266,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from audiotok.codec.model import ASSETS
+    from audiotok.hub import ASSETS
 
     print("bundled (load by name with --model NAME):")
     found = False

@@ -34,6 +34,17 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded: unknown version or type, or weights that do not fit."""
 
 
+ASSETS = Path(__file__).resolve().parent / "assets"  # bundled defaults: assets/<name>/model.safetensors
+
+
+def resolve_bundled(path: str | os.PathLike) -> Path:
+    """``path`` itself when it exists, else the bundled default of that name (``whisper-synth``, ``codec``...)."""
+    path = Path(path)
+    if not path.exists() and len(path.parts) == 1 and (ASSETS / path.name / "model.safetensors").is_file():
+        return ASSETS / path.name / "model.safetensors"
+    return path
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The header metadata of a safetensors file."""
     path = Path(path)

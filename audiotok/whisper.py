@@ -198,8 +198,10 @@ def save_safetensors(model: Whisper, path: str | os.PathLike, dtype: torch.dtype
 
 
 def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") -> Whisper:
-    """A Whisper model from our safetensors file or from an openai-whisper ``.pt``."""
-    path = Path(path)
+    """A Whisper model from our safetensors file, an openai-whisper ``.pt``, or a bundled name (``whisper-synth``)."""
+    from audiotok.hub import resolve_bundled
+
+    path = resolve_bundled(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

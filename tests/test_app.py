@@ -70,9 +70,38 @@ def test_batch_zip_and_semantic_message(env_codec, tmp_path, monkeypatch):
     names = zipfile.ZipFile(out["zip"]).namelist()
     assert "a.tokens.safetensors" in names and "failed.jsonl" in names
     monkeypatch.delenv("AUDIOTOK_S3", raising=False)
+    monkeypatch.setattr(app, "ASSETS", tmp_path)  # no bundled semantic default either
     app.get_semantic.cache_clear()
     with pytest.raises(app.DemoError, match="No semantic tokenizer"):
         app.semantic_tokens(str(tmp_path / "a.wav"))
+
+
+def test_asr_tab_compares_base_and_adapted(tmp_path, monkeypatch):
+    from asr.adapters import Adapter, AdapterConfig
+    from audiotok.whisper import new_whisper, save_openai, small_dims
+
+    model = new_whisper(small_dims(80, 2.0, 32, 2, 1, n_text_ctx=32), seed=0)
+    save_openai(model, tmp_path / "base.pt")
+    adapter = Adapter(model, AdapterConfig())
+    with torch.no_grad():
+        for m in adapter.s2lora_layers().values():
+            m.lam.fill_(0.5)
+    adapter.save(tmp_path / "a.safetensors")
+    audio.save(tmp_path / "a.wav", speechlike(16000, 16000), 16000)
+    monkeypatch.setenv("AUDIOTOK_WHISPER", str(tmp_path / "base.pt"))
+    monkeypatch.setenv("AUDIOTOK_ASR_ADAPTER", str(tmp_path / "a.safetensors"))
+    app.get_asr.cache_clear()
+    try:
+        out = app.asr_compare(str(tmp_path / "a.wav"))
+        assert out["base"] and out["adapted"] and "a.safetensors" in out["message"]
+        with pytest.raises(app.DemoError, match="upload"):
+            app.asr_compare(None)
+        monkeypatch.setenv("AUDIOTOK_WHISPER", str(tmp_path / "missing.pt"))
+        app.get_asr.cache_clear()
+        with pytest.raises(app.DemoError, match="No Whisper model"):
+            app.asr_compare(str(tmp_path / "a.wav"))
+    finally:
+        app.get_asr.cache_clear()
 
 
 def _free_port() -> int:

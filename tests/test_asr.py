@@ -261,3 +261,30 @@ def test_experiment_writes_the_comparison_table_and_rank_maps(child_corpus, tmp_
     mtime = (out / "results.json").stat().st_mtime
     main(args)  # resumable: everything is done, nothing is retrained
     assert (out / "results.json").stat().st_mtime == mtime
+
+
+def test_adapt_recipe_under_ddp_with_shared_s2lora_factors(child_corpus, tmp_path):
+    from tests.conftest import run_two_cpu_ranks
+
+    base = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=64), seed=0), tmp_path / "base.pt")
+    out = tmp_path / "ddp"
+    args = [
+        str(ROOT / "recipes/asr_s2lora/adapt.py"),
+        f"base={base}",
+        f"data.train={child_corpus / 'train.jsonl'}",
+        f"data.valid={child_corpus / 'valid.jsonl'}",
+        "data.batch_seconds=8.0",
+        "data.n_workers=0",
+        f"out_dir={out}",
+        "max_steps=2",
+        "warmup_steps=1",
+        "save_every=2",
+        "valid_every=100",
+        "device=cpu",
+    ]
+    res = run_two_cpu_ranks(args, port=29541)
+    assert res.returncode == 0, res.stderr[-3000:]
+    adapted = Adapter.load(
+        new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=64), seed=0), out / "adapter.safetensors"
+    )
+    assert any(float(m.lam.detach().abs().sum()) > 0 for m in adapted.s2lora_layers().values())

@@ -17,13 +17,13 @@ from torch import nn
 from audiotok.audio import resample
 from audiotok.codec.quantizer import Quantizer, QuantizerConfig
 from audiotok.data.dataset import as_padded_batch
+from audiotok.hub import ASSETS
 from audiotok.nn.istft import ISTFTHead
 from audiotok.nn.masks import sequence_mask
 from audiotok.nn.seanet import SEANetConfig, SEANetEncoder
 from audiotok.nn.vocos import VocosBackbone, VocosConfig
 from audiotok.utils import sha256_file
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_NAME = "codec"
 
 

@@ -83,7 +83,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
         finally:
             model.train()
 
-    return ASRTask(model, model.whisper, loss, save, valid)
+    return ASRTask(model, model.whisper, loss, save, valid, select_on="wer_tokens")
 
 
 def main(argv: list[str] | None = None) -> dict:
