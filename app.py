@@ -84,7 +84,7 @@ def get_asr():
 
 def asr_compare(path: str | None) -> dict:
     """Transcripts of one upload by the base Whisper and by the adapted one."""
-    from asr.transcribe import transcribe_audio
+    from audiotok.whisper import transcribe_audio
 
     plain, adapted, name = get_asr()
     wav = load_upload(path, 16000)

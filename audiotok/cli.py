@@ -244,7 +244,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     import torch
 
     from asr.adapters import load_adapted
-    from asr.transcribe import evaluate_manifest, transcribe_files
+    from audiotok.whisper import evaluate_manifest, transcribe_files
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_adapted(args.model, args.adapter, merge=True, device=device)

@@ -2,7 +2,8 @@
 
 * small Whisper-architecture configs with a short audio context (:func:`small_dims`);
 * the teacher-forced ASR loss with the sot sequence (:func:`asr_loss`);
-* batched greedy decoding of padded audio (:func:`transcribe`);
+* batched greedy decoding of padded audio (:func:`transcribe`), of lists of waveforms of any length and rate
+  (:func:`transcribe_audio`, long audio in context windows) and WER over a manifest (:func:`evaluate_manifest`);
 * WER/CER with one text normaliser, Whisper's ``EnglishTextNormalizer`` (:func:`word_error_rate`);
 * checkpoints: openai-whisper's own ``{dims, model_state_dict}`` ``.pt`` (loads with ``whisper.load_model``) and a
   self-describing safetensors file.
@@ -14,16 +15,18 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import whisper
+from tqdm import tqdm
 from whisper.model import ModelDimensions, Whisper
 
-from audiotok.audio import resample
+from audiotok.audio import load, resample
+from audiotok.data.dataset import pad_sequences
 from audiotok.data.features import MelSpectrogram, whisper_mel
 
 SAMPLE_RATE = 16000
@@ -214,3 +217,79 @@ def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
         return model.to(device).eval()
     return whisper.load_model(str(path), device=device)
+
+
+# ------------------------------------------------------------------------------------ transcription of audio
+
+
+def _windows(wav: torch.Tensor, n: int) -> list[torch.Tensor]:
+    return [wav[i : i + n] for i in range(0, max(len(wav), 1), n)]
+
+
+@torch.no_grad()
+def transcribe_audio(
+    model: Whisper,
+    wavs: list[torch.Tensor],
+    sample_rate: int = SAMPLE_RATE,
+    batch_size: int = 16,
+    beam_size: int | None = None,
+    progress: bool = False,
+) -> list[str]:
+    """Texts for a list of 1-D waveforms at ``sample_rate``, in input order."""
+    device = next(model.parameters()).device
+    front = WhisperFrontend(model.dims).to(device)
+    window = model.dims.n_audio_ctx * 2 * 160  # samples of 16 kHz audio the encoder sees
+    pieces: list[tuple[int, torch.Tensor]] = []  # (item, window)
+    for i, w in enumerate(wavs):
+        w = resample(w.float().reshape(-1), sample_rate, SAMPLE_RATE) if sample_rate != SAMPLE_RATE else w.float()
+        pieces += [(i, x) for x in _windows(w.reshape(-1), window)]
+    order = sorted(range(len(pieces)), key=lambda j: -len(pieces[j][1]))
+    texts: dict[int, str] = {}
+    bar = tqdm(total=len(wavs), unit="utt", desc="transcribe", disable=not progress)
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        wav, lens = pad_sequences([pieces[j][1] for j in idx])
+        mel = front(wav.to(device), lens.to(device))
+        for j, text in zip(idx, transcribe(model, mel, beam_size=beam_size), strict=True):
+            texts[j] = text
+        bar.update(sum(1 for j in idx if j == len(pieces) - 1 or pieces[j + 1][0] != pieces[j][0]))
+    bar.close()
+    out = [""] * len(wavs)
+    for j, (i, _) in enumerate(pieces):  # windows are in time order within an item
+        out[i] = (out[i] + " " + texts[j]).strip()
+    return out
+
+
+def transcribe_files(model: Whisper, paths: list[str | os.PathLike], **kwargs) -> list[str]:
+    """Texts of audio files (any format the suite reads, any rate)."""
+    wavs = []
+    for p in paths:
+        w, sr = load(p, mono=True)
+        wavs.append(resample(w, sr, SAMPLE_RATE))
+    return transcribe_audio(model, wavs, **kwargs)
+
+
+@dataclass
+class WERResult:
+    wer: float
+    n: int
+    refs: list[str]
+    hyps: list[str]
+
+
+def evaluate_manifest(
+    model: Whisper, manifest: str | os.PathLike, limit: int | None = None, perturb=None, **kwargs
+) -> WERResult:
+    """WER (Whisper's English normaliser) over a manifest's utterances with text. ``perturb(wav, index)``
+    optionally alters each 16 kHz waveform first (noise, speed)."""
+    from audiotok.data.manifest import read_manifest
+
+    utts = [u for u in read_manifest(manifest) if u.text][:limit]
+    wavs = []
+    for k, u in enumerate(utts):
+        w, sr = load(u.audio, mono=True)
+        w = resample(w, sr, SAMPLE_RATE)
+        wavs.append(perturb(w, k) if perturb else w)
+    hyps = transcribe_audio(model, wavs, **kwargs)
+    refs = [u.text for u in utts]
+    return WERResult(word_error_rate(refs, hyps), len(utts), refs, hyps)

@@ -194,7 +194,7 @@ def test_transcribe_cli_with_an_adapter(tmp_path, wav_tree):
 
 
 def test_long_audio_is_transcribed_in_context_windows():
-    from asr.transcribe import _windows
+    from audiotok.whisper import _windows
 
     x = torch.arange(10)
     assert [len(w) for w in _windows(x, 4)] == [4, 4, 2]

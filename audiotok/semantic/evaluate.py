@@ -146,8 +146,7 @@ def evaluate_semantic(
 ) -> dict:
     """All of the module docstring's measures for ``tokenizer`` (and ``codec`` for comparison) on ``manifest``.
     ``asr_model``: the tokenizer's own ASR model (content WER); ``reference_asr``: an unquantized Whisper."""
-    from asr.transcribe import transcribe_audio
-    from audiotok.whisper import word_error_rate
+    from audiotok.whisper import transcribe_audio, word_error_rate
 
     utts = [u for u in read_manifest(manifest)][:limit]
     wavs = _load_16k(utts)

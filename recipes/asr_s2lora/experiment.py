@@ -25,10 +25,9 @@ from pathlib import Path
 
 from asr.adapters import Adapter, load_adapted
 from asr.report import rank_heatmap, rank_table
-from asr.transcribe import evaluate_manifest
 from audiotok.config import apply_overrides, from_dict, load_config, save_config
 from audiotok.data.manifest import read_manifest, write_manifest
-from audiotok.whisper import load_whisper
+from audiotok.whisper import evaluate_manifest, load_whisper
 from recipes.asr_s2lora.adapt import AdaptConfig, adapt_task
 from recipes.whisper.train import train
 
