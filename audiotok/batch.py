@@ -432,3 +432,29 @@ def describe(path: str | os.PathLike) -> dict:
             "config": json.loads(meta.get("config", "{}")),
         }
     raise ValueError(f"{p}: not a token file, shard or checkpoint")
+
+
+def load_tokenizer(name: str | None, config: str | None = None, device: str = "cpu", official: str | None = None):
+    """``(model, name)`` for ``--model``: None = the bundled codec; a bundled name; a checkpoint path (codec or
+    semantic tokenizer, told apart by its header); an official WavTokenizer .ckpt with ``config``; or an official
+    S3Tokenizer state dict with ``official`` (e.g. ``speech_tokenizer_v2_25hz``)."""
+    from audiotok.codec import Codec
+    from audiotok.hub import ASSETS
+    from audiotok.semantic import SemanticTokenizer
+
+    if official is not None:
+        return SemanticTokenizer.from_pretrained(name, name=official, device=device), official
+    if name is None or (ASSETS / name / "model.safetensors").is_file():
+        path = ASSETS / (name or "codec") / "model.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"the bundled codec is missing ({path})")
+    else:
+        path = Path(name)
+        if not path.exists():
+            raise FileNotFoundError(f"--model {name}: neither a bundled model (see `audiotok models`) nor a path")
+    if path.is_file() and path.suffix == ".safetensors":
+        from audiotok.hub import model_class, read_metadata
+
+        cls = model_class(read_metadata(path).get("model_type", ""))
+        return cls.from_pretrained(path, device=device), name or "codec"
+    return Codec.from_pretrained(path, config=config, device=device), path.stem

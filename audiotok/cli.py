@@ -143,6 +143,26 @@ def cmd_eval_semantic(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from audiotok.config import load_config
+    from audiotok.pipeline.run import STAGES, PipelineConfig, run_pipeline
+    from audiotok.train import cleanup_distributed, setup_distributed
+
+    overrides = [f"device={args.device}"] + args.set
+    cfg = (
+        load_config(PipelineConfig, args.config, overrides)
+        if args.config
+        else load_config(PipelineConfig, None, overrides)
+    )
+    info = setup_distributed(args.device)
+    stages = args.stage or STAGES
+    report = run_pipeline(args.source, args.output, cfg, stages, info.rank, info.world_size)
+    if report is not None:
+        print((Path(args.output) / "report.md").read_text())
+    cleanup_distributed()
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from audiotok.codec import Codec
 
@@ -154,36 +174,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_tokenizer(name: str | None, config: str | None = None, device: str = "cpu", official: str | None = None):
-    """``(model, name)`` for ``--model``: None = the bundled codec; a bundled name; a checkpoint path (codec or
-    semantic tokenizer, told apart by its header); an official WavTokenizer .ckpt with ``config``; or an official
-    S3Tokenizer state dict with ``official`` (e.g. ``speech_tokenizer_v2_25hz``)."""
-    from audiotok.codec import Codec
-    from audiotok.hub import ASSETS
-    from audiotok.semantic import SemanticTokenizer
-
-    if official is not None:
-        return SemanticTokenizer.from_pretrained(name, name=official, device=device), official
-    if name is None or (ASSETS / name / "model.safetensors").is_file():
-        path = ASSETS / (name or "codec") / "model.safetensors"
-        if not path.is_file():
-            raise FileNotFoundError(f"the bundled codec is missing ({path})")
-    else:
-        path = Path(name)
-        if not path.exists():
-            raise FileNotFoundError(f"--model {name}: neither a bundled model (see `audiotok models`) nor a path")
-    if path.is_file() and path.suffix == ".safetensors":
-        from audiotok.hub import model_class, read_metadata
-
-        cls = model_class(read_metadata(path).get("model_type", ""))
-        return cls.from_pretrained(path, device=device), name or "codec"
-    return Codec.from_pretrained(path, config=config, device=device), path.stem
-
-
 def cmd_encode(args: argparse.Namespace) -> int:
     import os
 
-    from audiotok.batch import EncodeOptions, collect_inputs, encode_items
+    from audiotok.batch import EncodeOptions, collect_inputs, encode_items, load_tokenizer
     from audiotok.train import cleanup_distributed, setup_distributed
 
     info = setup_distributed(args.device)
@@ -218,7 +212,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from audiotok.batch import decode_tokens
+    from audiotok.batch import decode_tokens, load_tokenizer
 
     model, name = load_tokenizer(args.model, args.config, args.device, args.official)
     if not hasattr(model, "decode"):
@@ -430,6 +424,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default=None, help="write the result as JSON")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_eval_semantic)
+
+    s = sub.add_parser("pipeline", help="raw recordings -> segmented, twice-transcribed, filtered, tokenized data")
+    s.add_argument("source", help="a folder of recordings or a manifest")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument(
+        "--stage",
+        action="append",
+        choices=("segment", "transcribe", "tokenize", "report"),
+        help="run only these stages (repeatable; default: all, in order)",
+    )
+    s.add_argument("--config", default=None, help="YAML of PipelineConfig (vad, asr_a, asr_b, threshold, ...)")
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set asr_b=pocketsphinx --set vad.max_duration=20",
+    )
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_pipeline)
 
     s = sub.add_parser("encode", help="audio files/folders/manifests -> token files (resumable, batched)")
     s.add_argument("inputs", nargs="+", help="files, folders (recursive), manifests (.jsonl), or - for stdin paths")

@@ -234,8 +234,10 @@ def transcribe_audio(
     batch_size: int = 16,
     beam_size: int | None = None,
     progress: bool = False,
+    decode=None,
 ) -> list[str]:
-    """Texts for a list of 1-D waveforms at ``sample_rate``, in input order."""
+    """Texts for a list of 1-D waveforms at ``sample_rate``, in input order. ``decode(mel) -> texts`` replaces
+    plain decoding (e.g. a semantic tokenizer's ASR reading its own tokens)."""
     device = next(model.parameters()).device
     front = WhisperFrontend(model.dims).to(device)
     window = model.dims.n_audio_ctx * 2 * 160  # samples of 16 kHz audio the encoder sees
@@ -250,7 +252,8 @@ def transcribe_audio(
         idx = order[s : s + batch_size]
         wav, lens = pad_sequences([pieces[j][1] for j in idx])
         mel = front(wav.to(device), lens.to(device))
-        for j, text in zip(idx, transcribe(model, mel, beam_size=beam_size), strict=True):
+        texts_ = decode(mel) if decode is not None else transcribe(model, mel, beam_size=beam_size)
+        for j, text in zip(idx, texts_, strict=True):
             texts[j] = text
         bar.update(sum(1 for j in idx if j == len(pieces) - 1 or pieces[j + 1][0] != pieces[j][0]))
     bar.close()

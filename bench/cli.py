@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 
 from audiotok import audio
-from audiotok.batch import EncodeOptions, collect_inputs, encode_items, model_identity
-from audiotok.cli import load_tokenizer
+from audiotok.batch import EncodeOptions, collect_inputs, encode_items, load_tokenizer, model_identity
 from audiotok.data.synth import CorpusConfig, build_corpus
 from audiotok.tokens import TOKEN_SUFFIX, TokenRecord, save_tokens
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -60,3 +62,58 @@ def test_agreement_filter_on_crafted_transcript_pairs():
     assert judge("something", "")[:2] == (False, "no_speech")
     with pytest.raises(ValueError):
         disagreement("a", "b", unit="phone")
+
+
+@pytest.fixture(scope="module")
+def raw_recordings(tiny_corpus, tmp_path_factory) -> Path:
+    """Long recordings made of the tiny corpus' utterances separated by 1 s pauses, one folder per speaker."""
+    from audiotok import audio
+    from audiotok.data.manifest import read_manifest
+
+    out = tmp_path_factory.mktemp("raw")
+    by_speaker: dict[str, list] = {}
+    for u in read_manifest(tiny_corpus / "all.jsonl"):
+        by_speaker.setdefault(u.speaker, []).append(u)
+    for speaker, utts in list(by_speaker.items())[:2]:
+        pieces = []
+        for u in utts[:4]:
+            w, sr = audio.load(u.audio, mono=True)
+            w = audio.resample(w, sr, SR)
+            pieces += [torch.zeros(SR), w]
+        (out / speaker).mkdir()
+        audio.save(out / speaker / "session.wav", torch.cat([*pieces, torch.zeros(SR)]) + 1e-4 * torch.randn(1), SR)
+    return out
+
+
+def test_pipeline_end_to_end_resumes_and_its_report_adds_up(raw_recordings, tmp_path):
+    import json
+
+    from audiotok.cli import main
+    from audiotok.codec import Codec, codec_config
+    from audiotok.whisper import new_whisper, save_openai, small_dims
+
+    asr = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=32), seed=0), tmp_path / "asr.pt")
+    Codec(codec_config("tiny")).save(tmp_path / "codec.safetensors")
+    out = tmp_path / "out"
+    # the same recogniser twice agrees with itself: everything segmented is kept and tokenized
+    args = ["pipeline", str(raw_recordings), "-o", str(out), "--set", f"asr_a={asr}", "--set", f"asr_b={asr}"]
+    args += ["--set", f"tokenizer={tmp_path / 'codec.safetensors'}", "--set", "vad.min_duration=1.0"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["inputs"] == 2 and report["utterances_segmented"] >= 2
+    assert report["utterances_kept"] == report["utterances_segmented"]
+    assert report["hours_kept"] + sum(report["rejected_hours"].values()) == pytest.approx(report["hours_in"])
+    assert list((out / "shards").glob("*.tar")) and (out / "durations.png").stat().st_size > 0
+    transcripts = (out / "transcripts-rank0.jsonl").read_text()
+    # resumable: a second run transcribes nothing again
+    assert main(args) == 0
+    assert (out / "transcripts-rank0.jsonl").read_text() == transcripts
+    # a random Whisper never agrees with pocketsphinx: nothing is kept, and the report says why
+    out2 = tmp_path / "out2"
+    args2 = ["pipeline", str(raw_recordings), "-o", str(out2), "--set", f"asr_a={asr}", "--set", "asr_b=pocketsphinx"]
+    args2 += ["--set", "tokenizer=null", "--set", "vad.min_duration=1.0"]
+    assert main(args2) == 0
+    report2 = json.loads((out2 / "report.json").read_text())
+    assert report2["utterances_kept"] == 0 and report2["hours_kept"] == 0
+    rejected = report2["rejected_hours"]
+    assert rejected.get("disagree", 0) + rejected.get("no_speech", 0) == pytest.approx(report2["hours_segmented"])

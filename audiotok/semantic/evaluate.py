@@ -118,18 +118,9 @@ def _load_16k(utts: list[Utterance]) -> list[torch.Tensor]:
 
 def content_wer(asr_model, utts: list[Utterance], wavs: list[torch.Tensor], batch_size: int = 16) -> float:
     """WER of a :class:`~audiotok.semantic.supervised.SupervisedTokenizerASR` decoding from its quantized tokens."""
-    from audiotok.data.dataset import pad_sequences
-    from audiotok.whisper import WhisperFrontend, transcribe, word_error_rate
+    from audiotok.whisper import transcribe_audio, word_error_rate
 
-    device = next(asr_model.parameters()).device
-    front = WhisperFrontend(asr_model.whisper.dims).to(device)
-    hyps = []
-    with torch.no_grad():
-        for i in range(0, len(wavs), batch_size):
-            wav, lens = pad_sequences(wavs[i : i + batch_size])
-            mel = front(wav.to(device), lens.to(device))
-            q, _, _ = asr_model.quantizer(asr_model.tokenize_hidden(mel))
-            hyps += transcribe(asr_model.whisper, mel, audio_features=asr_model.decode_tokens_to_features(q))
+    hyps = transcribe_audio(asr_model.whisper, wavs, batch_size=batch_size, decode=asr_model.transcribe_from_tokens)
     return word_error_rate([u.text for u in utts], hyps)
 
 

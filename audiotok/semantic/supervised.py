@@ -131,6 +131,14 @@ class SupervisedTokenizerASR(nn.Module):
             x = block(x)
         return enc.ln_post(x)
 
+    @torch.no_grad()
+    def transcribe_from_tokens(self, mel: torch.Tensor) -> list[str]:
+        """Greedy transcripts of mel (B, n_mels, 2 * n_audio_ctx) read through the quantized tokens."""
+        from audiotok.whisper import transcribe
+
+        q, _, _ = self.quantizer(self.tokenize_hidden(mel))
+        return transcribe(self.whisper, mel, audio_features=self.decode_tokens_to_features(q))
+
     def export_tokenizer(self) -> SemanticTokenizer:
         """The tokenizer half as a SemanticTokenizer (Whisper blocks up to the quantizer, pooling, quantizer)."""
         c = self.config
