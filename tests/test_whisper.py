@@ -90,3 +90,24 @@ def test_recipe_runs_two_steps_and_resumes(wav_tree, tmp_path):
     valid = json.loads((out / "valid.jsonl").read_text().splitlines()[0])
     assert 0.0 <= valid["wer"] and valid["n"] == 2
     assert whisper.load_model(str(out / "whisper.pt"), device="cpu").dims.n_audio_ctx == 200
+
+
+def test_recipe_with_auxiliary_ctc_exports_a_plain_whisper(wav_tree, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
+    out = tmp_path / "run"
+    main(
+        [
+            "--config",
+            str(ROOT / "recipes/whisper/configs/tiny.yaml"),
+            f"data.train={manifest}",
+            f"data.valid={manifest}",
+            f"out_dir={out}",
+            "max_steps=2",
+            "ctc_weight=0.3",
+        ]
+    )
+    logs = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert all("ctc" in r and r["ctc"] > 0 for r in logs)
+    model = whisper.load_model(str(out / "whisper.pt"), device="cpu")  # the CTC head is not in the export
+    assert not any("ctc" in k for k in model.state_dict())

@@ -87,6 +87,7 @@ class WhisperTrainConfig:
     save_every: int = 500
     device: str = "auto"
     bf16: bool = True
+    ctc_weight: float = 0.0  # auxiliary character CTC on the encoder output (training only; speeds up alignment)
 
 
 def spec_augment(mel: torch.Tensor, mel_lens: torch.Tensor, cfg: SpecAugment, generator: torch.Generator):
@@ -144,6 +145,33 @@ class ASRTask:
     select_on: str = "wer"  # the validation metric (lower is better) that picks ``<out_dir>/best``
 
 
+CTC_CHARS = " 'abcdefghijklmnopqrstuvwxyz0123456789"  # blank = 0, then these
+
+
+class WhisperWithCTC(torch.nn.Module):
+    """Whisper plus a character CTC head on its encoder output, for training only (the export is the Whisper).
+    ``forward(mel, tokens) -> (decoder logits, CTC log-probs (T, B, n_chars + 1))``."""
+
+    def __init__(self, whisper: Whisper):
+        super().__init__()
+        self.whisper = whisper
+        self.ctc = torch.nn.Linear(whisper.dims.n_audio_state, len(CTC_CHARS) + 1)
+
+    def forward(self, mel: torch.Tensor, tokens: torch.Tensor):
+        audio = self.whisper.encoder(mel)
+        return self.whisper.decoder(tokens, audio), self.ctc(audio).float().log_softmax(-1).transpose(0, 1)
+
+
+def ctc_targets(texts: list[str], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenated character targets of the normalised texts and their lengths."""
+    from audiotok.whisper import normalize
+
+    seqs = [[CTC_CHARS.index(c) + 1 for c in normalize(t) if c in CTC_CHARS] or [1] for t in texts]
+    return torch.tensor([i for s in seqs for i in s], device=device), torch.tensor(
+        [len(s) for s in seqs], device=device
+    )
+
+
 def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
     a = cfg.arch
     model = new_whisper(
@@ -154,13 +182,29 @@ def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
         save_safetensors(model, out_dir / "model.safetensors")
         save_openai(model, out_dir / "whisper.pt")
 
-    return ASRTask(
-        model,
-        model,
-        lambda net, mel, texts: (teacher_forced_loss(net, model, mel, texts), {}),
-        save,
-        lambda front, cfg, device: validate(model, front, cfg, device),
-    )
+    def valid(front, cfg_, device):
+        return validate(model, front, cfg_, device)
+
+    if cfg.ctc_weight <= 0:
+        loss = lambda net, mel, texts: (teacher_forced_loss(net, model, mel, texts), {})  # noqa: E731
+        return ASRTask(model, model, loss, save, valid)
+
+    import torch.nn.functional as F
+
+    from audiotok.whisper import IGNORE, text_targets, tokenizer_for
+
+    wrapped = WhisperWithCTC(model)
+
+    def loss_with_ctc(net, mel, texts):
+        y_in, y_out = text_targets(texts, tokenizer_for(model), model.dims.n_text_ctx, mel.device)
+        logits, log_probs = net(mel, y_in)
+        ce = F.cross_entropy(logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE)
+        targets, target_lens = ctc_targets(texts, mel.device)
+        frames = torch.full((len(texts),), log_probs.shape[0], dtype=torch.long, device=mel.device)
+        ctc = F.ctc_loss(log_probs, targets, frames, target_lens, zero_infinity=True)
+        return ce + cfg.ctc_weight * ctc, {"ce": ce.detach(), "ctc": ctc.detach()}
+
+    return ASRTask(wrapped, model, loss_with_ctc, save, valid)
 
 
 def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
