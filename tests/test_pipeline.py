@@ -117,3 +117,59 @@ def test_pipeline_end_to_end_resumes_and_its_report_adds_up(raw_recordings, tmp_
     assert report2["utterances_kept"] == 0 and report2["hours_kept"] == 0
     rejected = report2["rejected_hours"]
     assert rejected.get("disagree", 0) + rejected.get("no_speech", 0) == pytest.approx(report2["hours_segmented"])
+
+
+def test_raw_corpus_truth_and_scoring(tiny_corpus, tmp_path):
+    import json
+
+    from audiotok import audio
+    from audiotok.data.manifest import Utterance, write_manifest
+    from audiotok.pipeline.rawcorpus import RawCorpusConfig, build_raw_corpus, score_kept
+
+    raw = build_raw_corpus(tiny_corpus / "all.jsonl", tmp_path / "raw", RawCorpusConfig(utterances_per_recording=2))
+    truth = [json.loads(line) for line in (raw / "truth.jsonl").read_text().splitlines()]
+    assert truth and {r["kind"] for r in truth} <= {"speech", "decoy", "tones"}
+    for r in truth:
+        n = audio.info(raw / f"{r['recording']}.wav").duration
+        assert 0 <= r["start"] < r["end"] <= n and (r["text"] is None) == (r["kind"] != "speech")
+    # kept segments that are exactly the truth's speech regions, with the true text: WER 0, no junk
+    perfect = [
+        Utterance(
+            f"u{i}",
+            str(raw / f"{r['recording']}.wav"),
+            r["end"] - r["start"],
+            text=r["text"],
+            start=r["start"],
+            end=r["end"],
+            extra={"source": r["recording"]},
+        )
+        for i, r in enumerate(truth)
+        if r["text"]
+    ]
+    write_manifest(tmp_path / "kept.jsonl", perfect)
+    score = score_kept(tmp_path / "kept.jsonl", raw / "truth.jsonl")
+    assert score["wer_vs_truth"] == 0.0 and score["junk_share"] == 0.0 and score["kept"] == len(perfect)
+
+
+def test_pipeline_experiment_compares_three_filters(tiny_corpus, tmp_path):
+    from audiotok.whisper import new_whisper, save_openai, small_dims
+    from recipes.pipeline.experiment import main
+
+    asr = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=32), seed=0), tmp_path / "asr.pt")
+    results = main(
+        [
+            "--config",
+            str(Path(__file__).resolve().parents[1] / "recipes/pipeline/configs/synth.yaml"),
+            f"source={tiny_corpus / 'all.jsonl'}",
+            "raw.utterances_per_recording=3",
+            f"pipeline.asr_a={asr}",
+            f"pipeline.asr_b={asr}",
+            f"out_dir={tmp_path / 'exp'}",
+        ]
+    )
+    filters = results["filters"]
+    assert len(filters) == 3
+    agreement, clean, both = filters.values()
+    assert agreement["retention"] >= both["retention"] and clean["retention"] >= both["retention"]
+    assert all(0 <= f["retention"] <= 1 and 0 <= f["junk_share"] <= 1 for f in filters.values())
+    assert "| agreement (TouchTTS) |" in (tmp_path / "exp" / "results.md").read_text()

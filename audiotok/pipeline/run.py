@@ -26,7 +26,7 @@ from tqdm import tqdm
 from audiotok.audio import info, load, resample
 from audiotok.data.manifest import Utterance, read_manifest, write_manifest
 from audiotok.pipeline.filter import judge
-from audiotok.pipeline.segment import VADConfig, segment
+from audiotok.pipeline.segment import VADConfig, estimate_snr, segment
 from audiotok.utils import atomic_path, stable_hash
 
 STAGES = ("segment", "transcribe", "tokenize", "report")
@@ -77,6 +77,7 @@ def stage_segment(inputs: list[Utterance], out: Path, cfg: PipelineConfig, rank:
         wav, sr = load(u.audio, start=u.start, end=u.end, mono=True)
         wav = resample(wav, sr, 16000)
         kept, rejected = segment(wav, 16000, cfg.vad)
+        snr = round(estimate_snr(wav, 16000, cfg.vad), 1)
         offset = u.start or 0.0
         rows = [
             Utterance(
@@ -86,11 +87,11 @@ def stage_segment(inputs: list[Utterance], out: Path, cfg: PipelineConfig, rank:
                 speaker=u.speaker,
                 start=round(offset + a, 3),
                 end=round(offset + b, 3),
-                extra={"source": u.id, "truth": u.text} if u.text else {"source": u.id},
+                extra={"source": u.id, "snr_db": snr},
             )
             for i, (a, b) in enumerate(kept)
         ]
-        meta = {"source": u.id, "duration": u.duration, "rejected": [list(r) for r in rejected]}
+        meta = {"source": u.id, "duration": u.duration, "snr_db": snr, "rejected": [list(r) for r in rejected]}
         with atomic_path(target) as tmp:
             tmp.write_text(json.dumps({"_input": meta}) + "\n" + "".join(json.dumps(r.to_dict()) + "\n" for r in rows))
 

@@ -100,3 +100,14 @@ def segment(wav: torch.Tensor, sample_rate: int, cfg: VADConfig | None = None) -
         else:
             kept.append((round(start, 3), round(end, 3)))
     return kept, rejected
+
+
+def estimate_snr(wav: torch.Tensor, sample_rate: int, cfg: VADConfig | None = None) -> float:
+    """A recording's SNR estimate (dB): median level of its speech frames minus its noise floor."""
+    cfg = cfg or VADConfig()
+    levels = frame_levels(wav.float(), sample_rate, cfg.frame)
+    if levels.numel() == 0:
+        return 0.0
+    floor = torch.quantile(levels, cfg.floor_quantile)
+    speech = levels[levels > floor + cfg.threshold_db]
+    return float(speech.median() - floor) if speech.numel() else 0.0

@@ -1,0 +1,100 @@
+"""TouchTTS's data claim in miniature: transcript agreement keeps more usable data than a clean-only filter.
+
+1. Builds a raw corpus with known truth from held-out voices of the synthetic corpus
+   (:mod:`audiotok.pipeline.rawcorpus`: long recordings, noise at 30/20/10/5 dB SNR, tones, time-reversed decoys).
+2. Runs ``audiotok pipeline`` on it (segment, transcribe twice, report).
+3. Compares three filters on the same segments: **agreement** (TouchTTS: keep when the two recognisers agree),
+   **clean-only** (keep segments whose recording's estimated SNR is at least ``snr_min``; the first recogniser's
+   transcript) and **both**. For each: hours kept, retention, WER of the kept transcripts against the truth, and
+   the share of kept audio that is decoy or tone.
+
+    python recipes/pipeline/experiment.py --config recipes/pipeline/configs/synth.yaml
+
+Writes ``OUT/results.md``/``results.json``. All data are synthetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audiotok.config import load_config, save_config
+from audiotok.data.manifest import write_manifest
+from audiotok.pipeline.rawcorpus import RawCorpusConfig, build_raw_corpus, score_kept
+from audiotok.pipeline.run import PipelineConfig, read_segments, read_transcripts, run_pipeline
+
+
+@dataclass
+class PipelineExperimentConfig:
+    source: str = "data/synth-adult/test.jsonl"  # held-out voices
+    raw: RawCorpusConfig = field(default_factory=RawCorpusConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    snr_min: float = 20.0  # the clean-only filter's threshold on the estimated SNR (dB)
+    out_dir: str = "runs/pipeline"
+
+
+def run(cfg: PipelineExperimentConfig) -> dict:
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "experiment.yaml")
+    raw = out / "raw"
+    if not (raw / "truth.jsonl").exists():
+        build_raw_corpus(cfg.source, raw, cfg.raw)
+    work = out / "pipeline"
+    report = run_pipeline(raw, work, cfg.pipeline, ("segment", "transcribe", "report"))
+    segments, _ = read_segments(work)
+    judged = read_transcripts(work)
+    filters = {
+        "agreement (TouchTTS)": lambda u, j: j["keep"],
+        f"clean-only (SNR >= {cfg.snr_min:g} dB)": lambda u, j: u.extra["snr_db"] >= cfg.snr_min,
+        "both": lambda u, j: j["keep"] and u.extra["snr_db"] >= cfg.snr_min,
+    }
+    results = {"hours_in": report["hours_in"], "filters": {}}
+    for name, keep in filters.items():
+        kept = []
+        for u in segments:
+            j = judged.get(u.id)
+            if j and keep(u, j):
+                u.text = j["text_a"]
+                kept.append(u)
+        path = out / f"kept-{len(results['filters'])}.jsonl"
+        write_manifest(path, kept)
+        hours = sum(u.duration for u in kept) / 3600
+        results["filters"][name] = {
+            "hours": hours,
+            "retention": hours / report["hours_in"],
+            **score_kept(path, raw / "truth.jsonl"),
+        }
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    lines = [
+        f"Raw corpus: {report['inputs']} recordings, {report['hours_in']:.2f} h, made from `{cfg.source}` "
+        "(synthetic voices; noise, tones and time-reversed decoys added). Recognisers: "
+        f"`{cfg.pipeline.asr_a}` and `{cfg.pipeline.asr_b}`, agreement threshold {cfg.pipeline.threshold:g} "
+        f"({cfg.pipeline.unit}).",
+        "",
+        "| filter | hours kept | retention | WER of kept transcripts vs truth | decoy/tone share of kept audio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in results["filters"].items():
+        lines.append(
+            f"| {name} | {r['hours']:.3f} | {100 * r['retention']:.1f}% | {100 * r['wer_vs_truth']:.1f}% "
+            f"| {100 * r['junk_share']:.1f}% |"
+        )
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print((out / "results.md").read_text())
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=None)
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args(argv)
+    return run(load_config(PipelineExperimentConfig, args.config, args.overrides))
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
