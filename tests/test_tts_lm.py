@@ -1,0 +1,143 @@
+"""The TTS LM: layout, causality, sampling, generation limits, HF round trip (tiny random models)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tts.lm import IGNORE, TTSLM, Example, lm_config
+from tts.sampling import SamplingConfig, nucleus, sample_next
+from tts.tokenizer import TTSTokenizer
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A stitch in time saves nine.",
+    "It costs 25 dollars and 3 cents.",
+    "She sells sea shells by the sea shore.",
+] * 20
+
+
+@pytest.fixture(scope="module")
+def tok() -> TTSTokenizer:
+    return TTSTokenizer.build(SENTENCES, n_speech=64, text_vocab_size=300)
+
+
+@pytest.fixture(scope="module")
+def lm(tok) -> TTSLM:
+    torch.manual_seed(0)
+    return TTSLM(lm_config("tiny"), tok).eval()
+
+
+def test_vocabulary_layout_and_text_front_end(tok):
+    v = tok.vocab
+    assert v.size == len(tok.hf) == v.text_size + 5 + 64
+    assert tok.hf.convert_ids_to_tokens([v.audio_bos, v.audio_eos, v.speech_offset]) == [
+        "<|audio_bos|>",
+        "<|audio_eos|>",
+        "<|s_0|>",
+    ]
+    assert tok.hf.decode(tok.encode_text("It costs 25 dollars.")).strip() == "It costs twenty five dollars."
+    assert tok.codes(tok.speech_ids([3, 63, 0])) == [3, 63, 0]
+
+
+def test_loss_is_only_on_target_speech_and_end(lm, tok):
+    ex = Example(tok.encode_text("A stitch in time."), prompt_codes=[1, 2, 3], target_codes=[4, 5])
+    ids, labels = lm.sequence(ex)
+    v = tok.vocab
+    assert ids[len(ex.text)] == v.audio_bos and ids[-1] == v.audio_eos
+    targets = [x for x in labels if x != IGNORE]
+    assert targets == [v.speech_offset + 4, v.speech_offset + 5, v.audio_eos]
+    # each label is the next input token
+    for i, lab in enumerate(labels):
+        if lab != IGNORE:
+            assert ids[i + 1] == lab
+    batch = lm.collate([ex, Example(tok.encode_text("Nine."), target_codes=[7])])
+    loss, logs = lm.loss(batch)
+    assert torch.isfinite(loss) and 0 <= float(logs["acc"]) <= 1
+    assert int((batch["labels"] != IGNORE).sum()) == 3 + 2
+
+
+def test_causality(lm, tok):
+    ids = torch.tensor([tok.encode_text("She sells sea shells.") + [tok.vocab.audio_bos, 100, 101, 102]])
+    changed = ids.clone()
+    changed[0, -1] = 110
+    a, b = lm.model(input_ids=ids).logits, lm.model(input_ids=changed).logits
+    assert torch.allclose(a[0, :-1], b[0, :-1], atol=1e-5)
+    assert not torch.allclose(a[0, -1], b[0, -1])
+
+
+def test_nucleus_and_ras_on_crafted_distributions():
+    logits = torch.log(torch.tensor([0.5] + [0.05] * 10))
+    keep = nucleus(logits, top_p=0.78, top_k=25)
+    assert torch.isfinite(keep).sum() == 7  # 0.5 + 5 x 0.05 = 0.75 < 0.78: the 7th token crosses it
+    assert torch.isfinite(nucleus(logits, top_p=0.99, top_k=3)).sum() == 3
+    cfg = SamplingConfig(top_k=1)
+    g = torch.Generator().manual_seed(0)
+    assert all(sample_next(logits, [], cfg, g) == 0 for _ in range(50))  # no repetition: the nucleus
+    redrawn = [sample_next(logits, [0], cfg, g) for _ in range(400)]  # 0 just came: re-draw from everything
+    assert 0.4 < redrawn.count(0) / 400 < 0.6
+    plain = SamplingConfig(method="topk", top_k=1)
+    assert all(sample_next(logits, [0] * 10, plain, g) == 0 for _ in range(50))
+
+
+class _Biased(torch.nn.Module):
+    """Wraps a model and adds a fixed bias to its logits (to force EOS or a loop)."""
+
+    def __init__(self, model, bias: torch.Tensor):
+        super().__init__()
+        self.inner, self.bias = model, bias
+
+    def forward(self, **kw):
+        out = self.inner(**kw)
+        out.logits = out.logits + self.bias
+        return out
+
+
+def test_end_token_is_masked_before_the_minimum_and_lengths_are_bounded(lm, tok):
+    v = tok.vocab
+    text = tok.encode_text("A stitch in time saves nine.")
+    original = lm.model
+    try:
+        bias = torch.zeros(v.size)
+        bias[v.audio_eos] = 50.0  # the model wants to stop at once
+        lm.model = _Biased(original, bias)
+        out = lm.generate([text], sampling=SamplingConfig(min_ratio=2.0, max_ratio=20.0))[0]
+        assert len(out) == 2 * len(text)
+        bias = torch.zeros(v.size)
+        bias[v.speech_offset + 7] = 50.0  # the model loops on one token
+        lm.model = _Biased(original, bias)
+        looped = lm.generate([text], sampling=SamplingConfig(method="topk", max_run=30))[0]
+        assert looped == [7] * 30
+        capped = lm.generate([text], sampling=SamplingConfig(method="topk", max_run=0, max_ratio=3.0))[0]
+        assert len(capped) == 3 * len(text)
+    finally:
+        lm.model = original
+
+
+def test_generation_is_seeded_and_batch_equals_one_by_one(lm, tok):
+    texts = [tok.encode_text(s) for s in ("Nine.", "The quick brown fox jumps.", "She sells sea shells.")]
+    sampling = SamplingConfig(min_ratio=1.0, max_ratio=3.0)
+    batch = lm.generate(texts, prompt_codes=[[1, 2], [], [3]], sampling=sampling, seed=5)
+    single = [
+        lm.generate([t], prompt_codes=[p], sampling=sampling, seed=5 + i)[0]
+        for i, (t, p) in enumerate(zip(texts, [[1, 2], [], [3]], strict=True))
+    ]
+    assert batch == single
+    assert batch == lm.generate(texts, prompt_codes=[[1, 2], [], [3]], sampling=sampling, seed=5)
+    assert all(0 <= c < 64 for out in batch for c in out)
+    for out, t in zip(batch, texts, strict=True):
+        assert len(t) <= len(out) <= 3 * len(t)
+
+
+def test_saves_as_a_standard_hf_model_directory(lm, tok, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = lm.save_pretrained(tmp_path / "lm")
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
+    hf = AutoModelForCausalLM.from_pretrained(str(folder))
+    hf_tok = AutoTokenizer.from_pretrained(str(folder))
+    ids = torch.tensor([tok.encode_text("Nine.") + [tok.vocab.audio_bos, tok.vocab.speech_offset + 5]])
+    assert torch.allclose(hf(input_ids=ids).logits, lm.model(input_ids=ids).logits, atol=1e-5)
+    assert hf_tok.convert_tokens_to_ids("<|s_5|>") == tok.vocab.speech_offset + 5
+    again = TTSLM.from_pretrained(folder)
+    assert again.generate([ids[0, :-2].tolist()], seed=1) == lm.generate([ids[0, :-2].tolist()], seed=1)

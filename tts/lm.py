@@ -1,0 +1,232 @@
+"""The text-to-semantic-token LM (CosyVoice 2 / TouchTTS design): a stock decoder-only LLM from ``transformers``
+whose vocabulary holds text BPE, a few specials and one token per speech code — no text encoder, no speaker
+embedding. It saves as a standard model directory (``config.json``, ``model.safetensors``, ``tokenizer.json``) that
+``AutoModelForCausalLM.from_pretrained`` loads, so LLM inference engines can serve it.
+
+Sequence (unified layout)::
+
+    [prompt text + target text] <|audio_bos|> [prompt speech] -> target speech <|audio_eos|>
+
+with the loss on the target speech tokens and ``<|audio_eos|>`` only. Zero-shot voice continuation: give a prompt
+utterance's text and tokens. Generation is KV-cached and batched (left padding), samples with repetition-aware
+sampling (RAS, :mod:`tts.sampling`) or plain top-k/top-p, keeps the output between ``min_ratio`` and ``max_ratio``
+times the text length (EOS masked before the minimum) and stops a run of one repeated token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tts.sampling import SamplingConfig, sample_next
+from tts.tokenizer import TTSTokenizer
+
+IGNORE = -100
+CONFIG_FILE = "audiotok_tts_lm.json"
+
+
+@dataclass
+class TTSLMConfig:
+    arch: str = "qwen2"  # "qwen2" or "llama" (transformers architectures built from a config)
+    hidden_size: int = 256
+    intermediate_size: int = 1024
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    max_position: int = 2048
+    rope_theta: float = 10000.0
+    n_speech: int = 6561  # the semantic tokenizer's codebook
+    tokenizer: str = "semantic"  # the semantic tokenizer whose codes this LM speaks (name or path, informative)
+    extra: dict = field(default_factory=dict)
+
+
+def lm_config(name: str) -> TTSLMConfig:
+    """``small`` (the bundled default's size), ``qwen2.5-0.5b`` (the paper-scale shape), ``tiny`` (tests)."""
+    if name == "small":
+        return TTSLMConfig()
+    if name == "qwen2.5-0.5b":
+        return TTSLMConfig(
+            hidden_size=896,
+            intermediate_size=4864,
+            num_layers=24,
+            num_heads=14,
+            num_kv_heads=2,
+            max_position=4096,
+            rope_theta=1e6,
+        )
+    if name == "tiny":
+        return TTSLMConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_layers=2,
+            num_heads=4,
+            num_kv_heads=2,
+            max_position=512,
+            n_speech=64,
+        )
+    raise ValueError(f"unknown TTS LM config {name!r}; known: small, qwen2.5-0.5b, tiny")
+
+
+def build_hf_model(cfg: TTSLMConfig, vocab_size: int):
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    kwargs = dict(
+        vocab_size=vocab_size,
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads,
+        max_position_embeddings=cfg.max_position,
+        rope_theta=cfg.rope_theta,
+        tie_word_embeddings=False,
+    )
+    if cfg.arch == "qwen2":
+        return Qwen2ForCausalLM(Qwen2Config(**kwargs))
+    if cfg.arch == "llama":
+        return LlamaForCausalLM(LlamaConfig(**kwargs))
+    raise ValueError(f"arch must be 'qwen2' or 'llama', got {cfg.arch!r}")
+
+
+@dataclass
+class Example:
+    """One training/inference item: ids of the (prompt + target) text, prompt speech codes, target speech codes."""
+
+    text: list[int]
+    prompt_codes: list[int] = field(default_factory=list)
+    target_codes: list[int] = field(default_factory=list)
+
+
+class TTSLM(nn.Module):
+    """The HF causal LM plus its tokenizer and the layout logic."""
+
+    def __init__(self, config: TTSLMConfig, tokenizer: TTSTokenizer, model=None):
+        super().__init__()
+        self.config, self.tokenizer, self.vocab = config, tokenizer, tokenizer.vocab
+        if self.vocab.n_speech != config.n_speech:
+            raise ValueError(f"tokenizer has {self.vocab.n_speech} speech tokens, config {config.n_speech}")
+        self.model = model if model is not None else build_hf_model(config, self.vocab.size)
+
+    # ------------------------------------------------------------------------------------------------ layout
+    def sequence(self, ex: Example) -> tuple[list[int], list[int]]:
+        """(input ids, labels): labels are the next token on target-speech positions and -100 elsewhere."""
+        v = self.vocab
+        target = [v.speech_offset + c for c in ex.target_codes] + [v.audio_eos]
+        ids = ex.text + [v.audio_bos] + [v.speech_offset + c for c in ex.prompt_codes] + target
+        n_context = len(ids) - len(target)
+        labels = [IGNORE] * (n_context - 1) + target + [IGNORE]
+        return ids, labels[: len(ids)]
+
+    def collate(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        """Right-padded batch: ``input_ids``, ``attention_mask``, ``labels`` (B, L)."""
+        seqs = [self.sequence(e) for e in examples]
+        L = max(len(s) for s, _ in seqs)
+        ids = torch.full((len(seqs), L), self.vocab.pad, dtype=torch.long)
+        labels = torch.full((len(seqs), L), IGNORE, dtype=torch.long)
+        mask = torch.zeros(len(seqs), L, dtype=torch.long)
+        for i, (s, lab) in enumerate(seqs):
+            ids[i, : len(s)], labels[i, : len(s)], mask[i, : len(s)] = torch.tensor(s), torch.tensor(lab), 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Mean cross-entropy over speech positions, and their next-token accuracy."""
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"]
+        ce = nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=IGNORE)
+        valid = labels != IGNORE
+        acc = (logits.argmax(-1)[valid] == labels[valid]).float().mean()
+        return ce, {"acc": acc.detach()}
+
+    # ------------------------------------------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(
+        self,
+        texts: list[list[int]],
+        prompt_codes: list[list[int]] | None = None,
+        sampling: SamplingConfig | None = None,
+        seed: int = 0,
+        target_text_lens: list[int] | None = None,
+    ) -> list[list[int]]:
+        """Speech codes for each item (``texts``: ids of prompt + target text; ``target_text_lens``: how many of
+        them are the target's, which sets the length bounds — default all). Item ``i`` samples with its own
+        generator seeded ``seed + i``, so a batch gives what one-by-one calls with those seeds give."""
+        sampling = sampling or SamplingConfig()
+        prompt_codes = prompt_codes or [[] for _ in texts]
+        v, device = self.vocab, next(self.model.parameters()).device
+        contexts = [
+            t + [v.audio_bos] + [v.speech_offset + c for c in p] for t, p in zip(texts, prompt_codes, strict=True)
+        ]
+        n_text = [max(1, n) for n in (target_text_lens or [len(t) for t in texts])]
+        min_len = [int(sampling.min_ratio * n) for n in n_text]
+        max_len = [max(m + 1, int(sampling.max_ratio * n)) for m, n in zip(min_len, n_text, strict=True)]
+        B, L = len(contexts), max(len(c) for c in contexts)
+        ids = torch.full((B, L), v.pad, dtype=torch.long)
+        mask = torch.zeros(B, L, dtype=torch.long)
+        for i, c in enumerate(contexts):  # left padding
+            ids[i, L - len(c) :], mask[i, L - len(c) :] = torch.tensor(c), 1
+        ids, mask = ids.to(device), mask.to(device)
+        gens = [torch.Generator().manual_seed(seed + i) for i in range(B)]
+        outputs: list[list[int]] = [[] for _ in range(B)]
+        done = [False] * B
+        position = (mask.cumsum(-1) - 1).clamp_min(0)
+        past, step_ids = None, ids
+        while not all(done):
+            out = self.model(
+                input_ids=step_ids, attention_mask=mask, position_ids=position, past_key_values=past, use_cache=True
+            )
+            past = out.past_key_values
+            logits = out.logits[:, -1].float().cpu()
+            # only speech tokens and the end token may come out
+            allowed = torch.full_like(logits, float("-inf"))
+            allowed[:, v.speech_offset :] = 0
+            allowed[:, v.audio_eos] = 0
+            logits = logits + allowed
+            nxt = []
+            for i in range(B):
+                if done[i]:
+                    nxt.append(v.pad)
+                    continue
+                row = logits[i].clone()
+                if len(outputs[i]) < min_len[i]:
+                    row[v.audio_eos] = float("-inf")
+                token = sample_next(row, outputs[i], sampling, gens[i])
+                if token == v.audio_eos or len(outputs[i]) + 1 >= max_len[i]:
+                    done[i] = True
+                if token != v.audio_eos:
+                    outputs[i].append(token)
+                    run = outputs[i][-sampling.max_run :] if sampling.max_run else []
+                    if len(run) == sampling.max_run and len(set(run)) == 1:
+                        done[i] = True  # a stuck loop: one token repeated max_run times
+                nxt.append(token)
+            step_ids = torch.tensor(nxt, device=device)[:, None]
+            mask = torch.cat([mask, (step_ids != v.pad).long()], 1)
+            position = position[:, -1:] + 1
+        return [[t - v.speech_offset for t in o] for o in outputs]
+
+    # -------------------------------------------------------------------------------------------------- I/O
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """A standard HF model directory (+ our layout file)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(folder))
+        self.tokenizer.save(folder)
+        (folder / CONFIG_FILE).write_text(json.dumps({"format_version": "1", "config": asdict(self.config)}, indent=1))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> TTSLM:
+        from transformers import AutoModelForCausalLM
+
+        from audiotok.config import from_dict
+
+        folder = Path(folder)
+        meta = json.loads((folder / CONFIG_FILE).read_text())
+        cfg = from_dict(TTSLMConfig, meta["config"])
+        tok = TTSTokenizer.from_pretrained(folder, cfg.n_speech)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+        return cls(cfg, tok, model).to(device).eval()
