@@ -141,3 +141,58 @@ def test_saves_as_a_standard_hf_model_directory(lm, tok, tmp_path):
     assert hf_tok.convert_tokens_to_ids("<|s_5|>") == tok.vocab.speech_offset + 5
     again = TTSLM.from_pretrained(folder)
     assert again.generate([ids[0, :-2].tolist()], seed=1) == lm.generate([ids[0, :-2].tolist()], seed=1)
+
+
+@pytest.fixture(scope="module")
+def semantic_file(tmp_path_factory):
+    from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+
+    torch.manual_seed(0)
+    cfg = SupervisedConfig(n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=32, quantize_after=1)
+    path = tmp_path_factory.mktemp("sem") / "semantic.safetensors"
+    SupervisedTokenizerASR(cfg).export_tokenizer().save(path)
+    return path
+
+
+def _lm_args(tiny_corpus, semantic_file, out):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    return [
+        "--config",
+        str(root / "recipes/tts/configs/lm-tiny.yaml"),
+        f"data.train={tiny_corpus / 'train.jsonl'}",
+        f"data.valid={tiny_corpus / 'valid.jsonl'}",
+        f"semantic_tokenizer={semantic_file}",
+        f"out_dir={out}",
+    ]
+
+
+def test_lm_recipe_runs_two_steps_resumes_and_saves_an_hf_directory(tiny_corpus, semantic_file, tmp_path):
+    import json
+
+    from recipes.tts.train_lm import main
+
+    out = tmp_path / "run"
+    main([*_lm_args(tiny_corpus, semantic_file, out), "max_steps=2"])
+    assert (out / "lm" / "config.json").exists() and (out / "tokens-train.jsonl").exists()
+    main([*_lm_args(tiny_corpus, semantic_file, out), "max_steps=4"])
+    steps = [json.loads(line)["step"] for line in (out / "train.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert json.loads((out / "valid.jsonl").read_text().splitlines()[0])["loss"] > 0
+    lm = TTSLM.from_pretrained(out / "lm")
+    codes = lm.generate([lm.tokenizer.encode_text("Nine.")], sampling=SamplingConfig(max_ratio=3.0))[0]
+    assert all(0 <= c < 6561 for c in codes)
+
+
+def test_lm_recipe_under_two_process_ddp(tiny_corpus, semantic_file, tmp_path):
+    from pathlib import Path
+
+    from tests.conftest import run_two_cpu_ranks
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "ddp"
+    args = [str(root / "recipes/tts/train_lm.py"), *_lm_args(tiny_corpus, semantic_file, out), "max_steps=2"]
+    res = run_two_cpu_ranks([*args, "device=cpu"], port=29557)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (out / "lm" / "model.safetensors").exists()

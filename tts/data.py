@@ -1,0 +1,83 @@
+"""Training data of the TTS LM: utterances with their semantic tokens, paired into prompt/target examples.
+
+* :func:`extract_tokens` caches ``{id, speaker, text, codes}`` lines for a manifest (resumable), tokenizing the
+  audio in batches on the device with the semantic tokenizer;
+* :class:`PairDataset` turns each utterance into an :class:`~tts.lm.Example`: with probability ``prompt_prob``
+  another utterance of the same speaker becomes the prompt (its text first, its tokens after ``<|audio_bos|>``),
+  which teaches zero-shot voice continuation;
+* batches are bucketed by sequence length under a padded-token budget (:class:`DurationBatchSampler` with token
+  counts in place of seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from audiotok.audio import load, resample
+from audiotok.data.manifest import read_manifest
+from tts.lm import Example
+from tts.tokenizer import TTSTokenizer
+
+
+def extract_tokens(
+    manifest: str | os.PathLike, tokenizer, out: str | os.PathLike, batch_size: int = 16, progress: bool = True
+) -> Path:
+    """Append ``{id, speaker, text, codes}`` JSON lines to ``out`` for the manifest's utterances not yet in it."""
+    out = Path(out)
+    done = {json.loads(line)["id"] for line in out.read_text().splitlines()} if out.exists() else set()
+    todo = [u for u in read_manifest(manifest) if u.text and u.id not in done]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f:
+        for i in tqdm(range(0, len(todo), batch_size), desc="tokens", disable=not progress):
+            chunk = todo[i : i + batch_size]
+            wavs = []
+            for u in chunk:
+                w, sr = load(u.audio, start=u.start, end=u.end, mono=True)
+                wavs.append(resample(w, sr, tokenizer.sample_rate))
+            codes, lens = tokenizer.encode(wavs, sample_rate=tokenizer.sample_rate)
+            for u, c, n in zip(chunk, codes, lens, strict=True):
+                row = {"id": u.id, "speaker": u.speaker, "text": u.text, "codes": c[: int(n)].tolist()}
+                f.write(json.dumps(row) + "\n")
+            f.flush()
+    return out
+
+
+def read_tokens(path: str | os.PathLike) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+class PairDataset(Dataset):
+    """Examples from token records; item ``i`` targets record ``i``. Prompts are drawn reproducibly from
+    ``(seed, epoch, i)``: call :meth:`set_epoch` each epoch."""
+
+    def __init__(self, records: list[dict], tokenizer: TTSTokenizer, prompt_prob: float = 0.5, seed: int = 0):
+        self.records, self.tok, self.prompt_prob, self.seed, self.epoch = records, tokenizer, prompt_prob, seed, 0
+        self.by_speaker: dict[str, list[int]] = {}
+        for i, r in enumerate(records):
+            self.by_speaker.setdefault(r.get("speaker") or "", []).append(i)
+        self.text_ids = [tokenizer.encode_text(r["text"]) for r in records]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def lengths(self) -> list[int]:
+        """Sequence length of each item without a prompt (for bucketing)."""
+        return [len(t) + len(r["codes"]) + 2 for t, r in zip(self.text_ids, self.records, strict=True)]
+
+    def __getitem__(self, i: int) -> Example:
+        r = self.records[i]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7919 + i)
+        others = [j for j in self.by_speaker[r.get("speaker") or ""] if j != i]
+        if others and float(torch.rand(1, generator=g)) < self.prompt_prob:
+            p = others[int(torch.randint(len(others), (1,), generator=g))]
+            return Example(self.text_ids[p] + self.text_ids[i], self.records[p]["codes"], r["codes"])
+        return Example(self.text_ids[i], [], r["codes"])
