@@ -31,8 +31,6 @@ from audiotok.whisper import evaluate_manifest, load_whisper
 from recipes.asr_s2lora.adapt import AdaptConfig, adapt_task
 from recipes.whisper.train import train
 
-METHOD_ORDER = ("full", "bitfit", "lora", "adalora", "s2lora")
-
 
 @dataclass
 class ExperimentConfig:
@@ -43,7 +41,9 @@ class ExperimentConfig:
     ood_engines: list[str] = field(default_factory=lambda: ["festival"])
     out_dir: str = "runs/asr_s2lora"
     adapt: dict = field(default_factory=dict)  # AdaptConfig fields shared by every method
-    methods: dict = field(default_factory=dict)  # method -> list of "a.b=v" overrides of ``adapt``
+    # run name -> list of "a.b=v" overrides of ``adapt``; the adapter method is the name up to its first "-"
+    # (e.g. "s2lora-shape" runs S2-LoRA with its own overrides), rows of the table in this order
+    methods: dict = field(default_factory=dict)
     n_eval: int | None = None  # utterances per test set (None: all)
     batch_size: int = 32
 
@@ -95,7 +95,7 @@ def run(cfg: ExperimentConfig) -> dict:
         results["zero-shot"] = {"trainable": 0, **measure(load_whisper(cfg.base).eval(), sets, cfg)}
         results_path.write_text(json.dumps(results, indent=1))
     ranks = {}
-    for method in [m for m in METHOD_ORDER if m in cfg.methods]:
+    for method in cfg.methods:
         run_dir = out / method
         data = apply_overrides(
             {
@@ -104,7 +104,7 @@ def run(cfg: ExperimentConfig) -> dict:
                 "out_dir": str(run_dir),
                 "data": {**cfg.adapt.get("data", {}), "train": str(sets["adapt"]), "valid": str(sets["valid"])},
             },
-            [f"adapter.method={method}", *cfg.methods[method]],
+            [f"adapter.method={method.split('-')[0]}", *cfg.methods[method]],
         )
         acfg = from_dict(AdaptConfig, data)
         best = run_dir / "best" / "adapter.safetensors"
@@ -124,7 +124,7 @@ def run(cfg: ExperimentConfig) -> dict:
                 **measure(model, sets, cfg),
             }
             results_path.write_text(json.dumps(results, indent=1))
-        if method in ("s2lora", "adalora"):
+        if method.split("-")[0] in ("s2lora", "adalora"):
             ranks[method] = Adapter.load(load_whisper(cfg.base), adapter_path).ranks()
     write_report(results, ranks, n_base, cfg, out)
     return results
@@ -146,7 +146,7 @@ def write_report(results: dict, ranks: dict, n_base: int, cfg: ExperimentConfig,
         "| method | trainable params | % of base | " + " | ".join(t for _, t in cols) + " |",
         "|---|---:|---:|" + "---:|" * len(cols),
     ]
-    for method in ("zero-shot", *METHOD_ORDER):
+    for method in ("zero-shot", *cfg.methods):
         r = results.get(method)
         if r is None:
             continue
