@@ -29,3 +29,26 @@ def reflect_pad_per_item(x: torch.Tensor, lens: torch.Tensor, left: int, right: 
     idx = torch.where(idx > last, 2 * last - idx, idx).clamp(0, max(T - 1, 0))  # (B, T')
     idx = idx.view(x.shape[0], *([1] * (x.dim() - 2)), -1).expand(*x.shape[:-1], -1)
     return x.gather(-1, idx)
+
+
+ATTENTION_KINDS = ("full", "causal", "chunk", "chunk2")
+
+
+def attention_mask(lens: torch.Tensor, max_len: int, kind: str = "full", chunk: int = 50) -> torch.Tensor:
+    """``(B, 1, T, T)`` bool mask (True = may attend) over valid keys: ``full`` (bidirectional), ``causal``
+    (frame by frame), ``chunk`` / ``chunk2`` (bidirectional inside chunks of ``chunk`` / ``2 * chunk`` frames,
+    causal across them: a frame sees its own chunk and every earlier one, never a later one — the streaming
+    mask). Padded query rows may attend to their own position so no row is empty."""
+    keys = sequence_mask(lens, max_len)[:, None, None, :]  # (B, 1, 1, T)
+    pos = torch.arange(max_len, device=lens.device)
+    if kind == "full":
+        allowed = torch.ones(max_len, max_len, dtype=torch.bool, device=lens.device)
+    elif kind == "causal":
+        allowed = pos[None, :] <= pos[:, None]
+    elif kind in ("chunk", "chunk2"):
+        size = chunk * (2 if kind == "chunk2" else 1)
+        allowed = (pos[None, :] // size) <= (pos[:, None] // size)
+    else:
+        raise ValueError(f"attention mask kind must be one of {ATTENTION_KINDS}, got {kind!r}")
+    mask = allowed[None, None] & keys
+    return mask | torch.eye(max_len, dtype=torch.bool, device=lens.device)[None, None]
