@@ -163,6 +163,46 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    import torch
+
+    from audiotok import audio
+    from audiotok.hub import ASSETS
+    from tts.pipeline import TTS, SynthesisOptions
+    from tts.sampling import SamplingConfig
+
+    folder = Path(args.model) if args.model else ASSETS / "tts"
+    if not (folder / "pipeline.json").is_file():
+        raise FileNotFoundError(
+            f"{folder}: no TTS model there" + ("" if args.model else " (no bundled TTS yet: pass --model DIR)")
+        )
+    tts = TTS.from_pretrained(folder, device=args.device)
+    text = Path(args.text[1:]).read_text() if args.text.startswith("@") else args.text
+    prompt, prompt_sr = (None, None)
+    if args.prompt:
+        prompt, prompt_sr = audio.load(args.prompt, mono=True)
+        if not args.prompt_text:
+            raise ValueError("--prompt needs --prompt-text (what the prompt audio says)")
+    options = SynthesisOptions(
+        sampling=SamplingConfig(method=args.sampling), n_steps=args.steps, cfg_strength=args.cfg, seed=args.seed
+    )
+    t0 = time.time()
+    if args.stream:
+        chunks, first = [], None
+        for chunk in tts.stream(text, prompt, prompt_sr, args.prompt_text, options):
+            first = first if first is not None else time.time() - t0
+            chunks.append(chunk)
+        wav = torch.cat(chunks) if chunks else torch.zeros(0)
+        print(f"first chunk after {first or 0:.2f} s", file=sys.stderr)
+    else:
+        wav = tts.synthesize(text, prompt, prompt_sr, args.prompt_text, options)
+    elapsed = time.time() - t0
+    audio.save(args.output, wav, tts.sample_rate)
+    seconds = len(wav) / tts.sample_rate
+    print(f"{seconds:.2f} s of audio -> {args.output} (RTF {elapsed / max(seconds, 1e-9):.2f})", file=sys.stderr)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from audiotok.codec import Codec
 
@@ -444,6 +484,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_pipeline)
+
+    s = sub.add_parser("synthesize", help="text -> speech with the token TTS (LM -> flow -> vocoder)")
+    s.add_argument("text", help="the text, or @FILE to read it from a file")
+    s.add_argument("-o", "--output", required=True, help="output .wav")
+    s.add_argument("--model", default=None, help="TTS folder with pipeline.json (default: bundled)")
+    s.add_argument("--prompt", default=None, help="prompt audio for zero-shot voice continuation")
+    s.add_argument("--prompt-text", default=None, help="what the prompt audio says")
+    s.add_argument("--stream", action="store_true", help="synthesize chunk by chunk (reports first-chunk latency)")
+    s.add_argument("--sampling", choices=("ras", "topk"), default="ras")
+    s.add_argument("--steps", type=int, default=10, help="flow ODE steps")
+    s.add_argument("--cfg", type=float, default=0.7, help="classifier-free guidance strength")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_synthesize)
 
     s = sub.add_parser("encode", help="audio files/folders/manifests -> token files (resumable, batched)")
     s.add_argument("inputs", nargs="+", help="files, folders (recursive), manifests (.jsonl), or - for stdin paths")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -155,6 +156,24 @@ class TTSLM(nn.Module):
         """Speech codes for each item (``texts``: ids of prompt + target text; ``target_text_lens``: how many of
         them are the target's, which sets the length bounds — default all). Item ``i`` samples with its own
         generator seeded ``seed + i``, so a batch gives what one-by-one calls with those seeds give."""
+        outputs: list[list[int]] = [[] for _ in texts]
+        for step in self.generate_steps(texts, prompt_codes, sampling, seed, target_text_lens):
+            for i, code in enumerate(step):
+                if code is not None:
+                    outputs[i].append(code)
+        return outputs
+
+    @torch.no_grad()
+    def generate_steps(
+        self,
+        texts: list[list[int]],
+        prompt_codes: list[list[int]] | None = None,
+        sampling: SamplingConfig | None = None,
+        seed: int = 0,
+        target_text_lens: list[int] | None = None,
+    ) -> Iterator[list[int | None]]:
+        """:meth:`generate` one step at a time: yields, per step, each item's new speech code (None once the
+        item is finished) — what streaming synthesis consumes."""
         sampling = sampling or SamplingConfig()
         prompt_codes = prompt_codes or [[] for _ in texts]
         v, device = self.vocab, next(self.model.parameters()).device
@@ -186,10 +205,11 @@ class TTSLM(nn.Module):
             allowed[:, v.speech_offset :] = 0
             allowed[:, v.audio_eos] = 0
             logits = logits + allowed
-            nxt = []
+            nxt, new = [], []
             for i in range(B):
                 if done[i]:
                     nxt.append(v.pad)
+                    new.append(None)
                     continue
                 row = logits[i].clone()
                 if len(outputs[i]) < min_len[i]:
@@ -202,11 +222,12 @@ class TTSLM(nn.Module):
                     run = outputs[i][-sampling.max_run :] if sampling.max_run else []
                     if len(run) == sampling.max_run and len(set(run)) == 1:
                         done[i] = True  # a stuck loop: one token repeated max_run times
+                new.append(token - v.speech_offset if token != v.audio_eos else None)
                 nxt.append(token)
+            yield new
             step_ids = torch.tensor(nxt, device=device)[:, None]
             mask = torch.cat([mask, (step_ids != v.pad).long()], 1)
             position = position[:, -1:] + 1
-        return [[t - v.speech_offset for t in o] for o in outputs]
 
     # -------------------------------------------------------------------------------------------------- I/O
     def save_pretrained(self, folder: str | os.PathLike) -> Path:

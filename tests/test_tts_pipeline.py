@@ -1,0 +1,108 @@
+"""The TTS pipeline end to end on tiny random models: offline, streaming, prompts, the model folder."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from audiotok.data.features import cosyvoice2_mel
+from audiotok.nn.vocos import VocosConfig
+from tts.flow import FlowDecoder, flow_config
+from tts.lm import TTSLM, lm_config
+from tts.pipeline import TTS, SynthesisOptions, split_sentences
+from tts.sampling import SamplingConfig
+from tts.tokenizer import TTSTokenizer
+from tts.vocoder import Vocoder, VocoderConfig
+
+N_MELS = 16
+
+
+@pytest.fixture(scope="module")
+def tts(tmp_path_factory) -> TTS:
+    from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+
+    torch.manual_seed(0)
+    sem = SupervisedTokenizerASR(
+        SupervisedConfig(n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=32, quantize_after=1)
+    ).export_tokenizer()
+    tok = TTSTokenizer.build(["The quick brown fox jumps over the lazy dog."] * 20, n_speech=6561, text_vocab_size=280)
+    lm = TTSLM(replace(lm_config("tiny"), n_speech=6561), tok).eval()
+    flow = FlowDecoder(replace(flow_config("tiny"), n_speech=6561)).eval()
+    vocoder = Vocoder(
+        VocoderConfig(
+            hop_length=480,
+            backbone=VocosConfig(
+                input_dim=N_MELS,
+                dim=32,
+                intermediate_dim=64,
+                n_layers=2,
+                n_cond_embeddings=0,
+                attention=False,
+                dropout=0.0,
+            ),
+        )
+    ).eval()
+    return TTS(lm, flow, vocoder, sem, replace(cosyvoice2_mel(), n_mels=N_MELS))
+
+
+OPTS = SynthesisOptions(sampling=SamplingConfig(min_ratio=2.0, max_ratio=4.0), n_steps=2, mask="chunk", seed=3)
+
+
+def test_sentence_splitting():
+    assert split_sentences("One. Two! Three?  Four") == ["One.", "Two!", "Three?", "Four"]
+    long = "word, " * 80
+    assert all(len(s) <= 201 for s in split_sentences(long)) and "".join(split_sentences(long)).count("word") == 80
+
+
+def test_offline_synthesis(tts):
+    wav = tts.synthesize("The quick brown fox.", options=OPTS)
+    assert wav.dim() == 1 and len(wav) > 0 and len(wav) % 960 == 0 and torch.isfinite(wav).all()
+    assert torch.equal(wav, tts.synthesize("The quick brown fox.", options=OPTS))  # deterministic under a seed
+
+
+def _snr(ref, x) -> float:
+    return float(10 * torch.log10(ref.pow(2).sum() / (ref - x).pow(2).sum().clamp_min(1e-20)))
+
+
+def test_streaming_matches_offline_synthesis_with_the_chunk_mask(tts):
+    offline = tts.synthesize("The quick brown fox jumps.", options=OPTS)
+    chunks = list(tts.stream("The quick brown fox jumps.", options=OPTS))
+    streamed = torch.cat(chunks)
+    assert len(chunks) > 2  # audio came out before the LM finished
+    assert streamed.shape == offline.shape and _snr(offline, streamed) > 20
+
+
+def test_prompted_synthesis_and_model_folder_round_trip(tts, tmp_path):
+    from tests.conftest import speechlike
+
+    prompt = speechlike(24000, 24000)
+    wav = tts.synthesize("Jumps over the dog.", prompt, 24000, "The quick brown fox.", OPTS)
+    assert len(wav) > 0 and torch.isfinite(wav).all()
+    sem_path = tmp_path / "semantic.safetensors"
+    tts.semantic.save(sem_path)
+    folder = tts.save_pretrained(tmp_path / "tts", semantic="semantic.safetensors")
+    sem_path.rename(folder / "semantic.safetensors")
+    again = TTS.from_pretrained(folder)
+    assert torch.allclose(
+        again.synthesize("Jumps over the dog.", prompt, 24000, "The quick brown fox.", OPTS), wav, atol=1e-5
+    )
+    with pytest.raises(FileNotFoundError, match="pipeline.json"):
+        TTS.from_pretrained(tmp_path)
+
+
+def test_synthesize_cli(tts, tmp_path):
+    from audiotok import audio
+    from audiotok.cli import main
+
+    sem_path = tmp_path / "semantic.safetensors"
+    tts.semantic.save(sem_path)
+    folder = tts.save_pretrained(tmp_path / "tts", semantic=str(sem_path))
+    for extra in ([], ["--stream"]):
+        out = tmp_path / f"out{len(extra)}.wav"
+        rc = main(
+            ["synthesize", "The quick brown fox.", "-o", str(out), "--model", str(folder), "--steps", "2", *extra]
+        )
+        assert rc == 0 and audio.info(out).duration > 0
+    assert main(["synthesize", "x", "-o", str(tmp_path / "x.wav"), "--model", str(tmp_path)]) != 0

@@ -1,0 +1,212 @@
+"""The TTS: text -> LM (semantic tokens) -> flow (mel) -> vocoder (24 kHz audio), offline or streaming.
+
+A TTS model is a folder with a data-only ``pipeline.json`` naming its parts by relative path — the LM directory
+(a standard HF model), ``flow.safetensors``, ``vocoder.safetensors`` — the semantic tokenizer that reads prompt
+audio (a bundled name or a path) and the mel settings the flow was trained on.
+
+Zero-shot voice continuation: give a prompt utterance (audio and its text). Its tokens follow ``<|audio_bos|>`` in
+the LM and its mel is the flow's in-context prompt. Long text is split at sentence ends.
+
+Streaming (:meth:`TTS.stream`): LM steps are consumed as they come; whenever the flow's next chunk of
+``chunk_tokens`` tokens and its look-ahead are known, the flow (under the chunk mask, with position-fixed noise)
+produces that chunk's mel, which feeds the vocoder's stream. The same weights serve offline synthesis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from audiotok.audio import resample
+from audiotok.data.features import MelConfig, MelSpectrogram, cosyvoice2_mel
+from tts.flow import FlowDecoder
+from tts.lm import TTSLM
+from tts.sampling import SamplingConfig
+from tts.vocoder import Vocoder
+
+PIPELINE_FILE = "pipeline.json"
+
+
+@dataclass
+class SynthesisOptions:
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    n_steps: int = 10  # flow ODE steps
+    cfg_strength: float = 0.7
+    mask: str = "full"  # offline attention mask of the flow ("chunk" reproduces streaming exactly)
+    seed: int = 0
+
+
+def split_sentences(text: str, max_chars: int = 200) -> list[str]:
+    """Sentences of ``text`` (split after . ! ?); overlong ones are cut at commas/spaces near ``max_chars``."""
+    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p.strip()]
+    out = []
+    for p in parts:
+        while len(p) > max_chars:
+            cut = max(p.rfind(",", 0, max_chars), p.rfind(" ", 0, max_chars))
+            cut = cut if cut > 0 else max_chars
+            out.append(p[: cut + 1].strip())
+            p = p[cut + 1 :].strip()
+        if p:
+            out.append(p)
+    return out
+
+
+class TTS:
+    """The three models and the glue. Build with :meth:`from_pretrained` or from parts."""
+
+    def __init__(self, lm: TTSLM, flow: FlowDecoder, vocoder: Vocoder, semantic, mel: MelConfig | None = None):
+        self.lm, self.flow, self.vocoder, self.semantic = lm, flow, vocoder, semantic
+        self.mel_config = mel or cosyvoice2_mel()
+        self.mel = MelSpectrogram(self.mel_config)
+        self.sources: dict[str, str] = {}
+
+    @property
+    def sample_rate(self) -> int:
+        return self.vocoder.sample_rate
+
+    # ---------------------------------------------------------------------------------------------- prompts
+    def _prompt(self, audio: torch.Tensor | None, sample_rate: int | None):
+        """Prompt audio -> (codes list, mel (1, T, n_mels)) with T = ratio * len(codes); or ([], None)."""
+        if audio is None:
+            return [], None
+        ratio = self.flow.config.ratio
+        wav = resample(audio.float().reshape(-1), sample_rate or self.sample_rate, self.sample_rate)
+        unit = self.mel_config.hop_length * ratio  # samples per token at the output rate
+        wav = wav[: len(wav) // unit * unit]
+        if len(wav) == 0:
+            raise ValueError("the prompt audio is shorter than one token")
+        codes, lens = self.semantic.encode([wav], sample_rate=self.sample_rate)
+        mel, mel_lens = self.mel(wav[None], torch.tensor([len(wav)]))
+        n = min(int(lens[0]), int(mel_lens[0]) // ratio)
+        return codes[0, :n].tolist(), mel[:, :, : n * ratio].transpose(1, 2)
+
+    def _text(self, sentence: str, prompt_text: str | None) -> tuple[list[int], int]:
+        target = self.lm.tokenizer.encode_text(sentence)
+        if not prompt_text:
+            return target, len(target)
+        return self.lm.tokenizer.encode_text(prompt_text) + target, len(target)
+
+    # -------------------------------------------------------------------------------------------- synthesis
+    @torch.no_grad()
+    def synthesize(
+        self,
+        text: str,
+        prompt_audio: torch.Tensor | None = None,
+        prompt_sample_rate: int | None = None,
+        prompt_text: str | None = None,
+        options: SynthesisOptions | None = None,
+    ) -> torch.Tensor:
+        """Mono audio (T,) at :attr:`sample_rate` for ``text``."""
+        o = options or SynthesisOptions()
+        p_codes, p_mel = self._prompt(prompt_audio, prompt_sample_rate)
+        pieces = []
+        for k, sentence in enumerate(split_sentences(text)):
+            ids, n_target = self._text(sentence, prompt_text)
+            codes = self.lm.generate([ids], [p_codes], o.sampling, o.seed + k, target_text_lens=[n_target])[0]
+            if not codes:
+                continue
+            pieces.append(
+                self._vocode(self._mel(p_codes + codes, p_mel, o, o.mask)[:, len(p_codes) * self.flow.config.ratio :])
+            )
+        return torch.cat(pieces) if pieces else torch.zeros(0)
+
+    def _mel(self, codes: list[int], p_mel: torch.Tensor | None, o: SynthesisOptions, mask: str) -> torch.Tensor:
+        """Flow mel (1, T, n_mels) for all ``codes`` (prompt codes first)."""
+        dev = next(self.flow.parameters()).device
+        tokens = torch.tensor([codes], device=dev)
+        lens = torch.tensor([len(codes)], device=dev)
+        p_lens = None if p_mel is None else torch.tensor([p_mel.shape[1]], device=dev)
+        mel, _ = self.flow.synthesize(
+            tokens, lens, p_mel, p_lens, n_steps=o.n_steps, cfg_strength=o.cfg_strength, mask=mask, seed=o.seed
+        )
+        return mel
+
+    def _vocode(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.vocoder(mel.transpose(1, 2))[0]
+
+    @torch.no_grad()
+    def stream(
+        self,
+        text: str,
+        prompt_audio: torch.Tensor | None = None,
+        prompt_sample_rate: int | None = None,
+        prompt_text: str | None = None,
+        options: SynthesisOptions | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Audio chunks (samples,) as they are ready; they concatenate to the utterance."""
+        o = options or SynthesisOptions()
+        p_codes, p_mel = self._prompt(prompt_audio, prompt_sample_rate)
+        for k, sentence in enumerate(split_sentences(text)):
+            ids, n_target = self._text(sentence, prompt_text)
+            yield from self.vocoder.stream(self._mel_chunks(ids, n_target, p_codes, p_mel, o, o.seed + k))
+
+    def _mel_chunks(self, ids, n_target, p_codes, p_mel, o: SynthesisOptions, seed: int) -> Iterator[torch.Tensor]:
+        """(n_mels, frames) chunks of the flow's output for the target, as LM steps make them final."""
+        c = self.flow.config
+        chunk, ratio, la = c.chunk_tokens, c.ratio, c.lookahead
+        codes = list(p_codes)
+        emitted = len(p_codes) * ratio  # frames already given out (the prompt's are never)
+        steps = self.lm.generate_steps([ids], [p_codes], o.sampling, seed, target_text_lens=[n_target])
+        finished = False
+        while not finished:
+            step = next(steps, None)
+            if step is None:
+                finished = True
+            elif step[0] is not None:
+                codes.append(step[0])
+            # frames are final once their whole chunk and its look-ahead tokens are known
+            final = len(codes) * ratio if finished else (max(0, len(codes) - la) // chunk) * chunk * ratio
+            if final > emitted and len(codes) > len(p_codes):
+                mel = self._mel(codes, p_mel, o, "chunk")
+                yield mel[0, emitted:final].T
+                emitted = final
+
+    # -------------------------------------------------------------------------------------------------- I/O
+    def save_pretrained(self, folder: str | os.PathLike, semantic: str = "semantic") -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.lm.save_pretrained(folder / "lm")
+        self.flow.save(folder / "flow.safetensors")
+        self.vocoder.save(folder / "vocoder.safetensors")
+        spec = {
+            "format_version": "1",
+            "lm": "lm",
+            "flow": "flow.safetensors",
+            "vocoder": "vocoder.safetensors",
+            "semantic": semantic,
+            "mel": asdict(self.mel_config),
+        }
+        (folder / PIPELINE_FILE).write_text(json.dumps(spec, indent=1))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> TTS:
+        from audiotok.batch import load_tokenizer
+        from audiotok.config import from_dict
+
+        folder = Path(folder)
+        if not (folder / PIPELINE_FILE).is_file():
+            raise FileNotFoundError(f"{folder}: not a TTS model folder (no {PIPELINE_FILE})")
+        spec = json.loads((folder / PIPELINE_FILE).read_text())
+
+        def part(name: str) -> Path:
+            return folder / spec[name]
+
+        semantic_ref = spec["semantic"]
+        semantic_path = folder / semantic_ref
+        semantic, _ = load_tokenizer(str(semantic_path) if semantic_path.exists() else semantic_ref, device=str(device))
+        tts = cls(
+            TTSLM.from_pretrained(part("lm"), device),
+            FlowDecoder.from_pretrained(part("flow"), device),
+            Vocoder.from_pretrained(part("vocoder"), device),
+            semantic,
+            from_dict(MelConfig, spec["mel"]),
+        )
+        tts.sources = {k: str(v) for k, v in spec.items()}
+        return tts
