@@ -44,3 +44,28 @@ def test_save_and_load(tmp_path):
     model.save(tmp_path / "voc.safetensors")
     mel = torch.randn(1, 16, 12)
     assert torch.equal(Vocoder.from_pretrained(tmp_path / "voc.safetensors")(mel), model(mel))
+
+
+def test_vocoder_recipe_runs_two_steps_and_resumes(tiny_corpus, tmp_path):
+    import json
+    from pathlib import Path
+
+    from recipes.tts.train_vocoder import main
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    args = [
+        "--config",
+        str(root / "recipes/tts/configs/vocoder-tiny.yaml"),
+        f"data.train={tiny_corpus / 'train.jsonl'}",
+        f"data.valid={tiny_corpus / 'test.jsonl'}",
+        f"out_dir={out}",
+    ]
+    main([*args, "optim.max_steps=2"])
+    assert (out / "vocoder.safetensors").exists()
+    main([*args, "optim.max_steps=4"])
+    logs = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logs] == [1, 2, 3, 4]
+    assert "disc" not in logs[0] and "disc" in logs[1]  # mel-only first, then the GAN
+    assert "pesq" in json.loads((out / "valid.jsonl").read_text().splitlines()[0])
+    Vocoder.from_pretrained(out / "vocoder.safetensors")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from audiotok.data.features import MelConfig, cosyvoice2_mel
 from audiotok.nn.istft import ISTFTHead
 from audiotok.nn.masks import sequence_mask
 from audiotok.nn.vocos import VocosBackbone, VocosConfig
@@ -49,6 +50,17 @@ def vocoder_config(name: str) -> VocoderConfig:
             ),
         )
     raise ValueError(f"unknown vocoder config {name!r}; known: small, tiny")
+
+
+def vocoder_mel(config: VocoderConfig) -> MelConfig:
+    """The mel a vocoder reads: CosyVoice 2's (n_fft 4 x hop, 'same' padding, magnitude, ln) at its hop and bins."""
+    return replace(
+        cosyvoice2_mel(),
+        sample_rate=config.sample_rate,
+        n_mels=config.backbone.input_dim,
+        hop_length=config.hop_length,
+        n_fft=config.n_fft,
+    )
 
 
 class Vocoder(nn.Module):

@@ -71,3 +71,37 @@ def feature_matching_loss(
     for rs, fs in zip(real_features, fake_features, strict=True):
         loss = loss + sum((r.detach() - f).abs().mean() for r, f in zip(rs, fs, strict=True))
     return loss / len(real_features)
+
+
+def split_real_fake(outputs: dict[str, list], n: int) -> tuple[dict[str, list], dict[str, list]]:
+    """Split discriminator outputs of a (real; fake) batch into the real and the fake halves."""
+    halves: tuple[dict, dict] = ({}, {})
+    for family, subs in outputs.items():
+        for h, sl in zip(halves, (slice(0, n), slice(n, None)), strict=True):
+            h[family] = [(logits[sl], [f[sl] for f in feats]) for logits, feats in subs]
+    return halves
+
+
+def discriminator_objective(discs, real: torch.Tensor, fake: torch.Tensor, cond=None, amp=None) -> torch.Tensor:
+    """The discriminators' loss on real and (detached) fake audio (B, T), in one forward over both (one DDP
+    pass); each family with its own adversarial form."""
+    import contextlib
+
+    with amp or contextlib.nullcontext():
+        real_d, fake_d = split_real_fake(discs(torch.cat([real, fake.detach()]), cond), real.shape[0])
+    return sum(discriminator_loss([o[0] for o in real_d[f]], [o[0] for o in fake_d[f]], ADVERSARIAL[f]) for f in real_d)
+
+
+def generator_adversarial_terms(discs, real: torch.Tensor, fake: torch.Tensor, cond=None, amp=None) -> dict:
+    """``adv/<family>`` and ``fm/<family>`` (feature matching against real audio) terms for the generator."""
+    import contextlib
+
+    with amp or contextlib.nullcontext():
+        fake_d = discs(fake, cond)
+        with torch.no_grad():
+            real_d = discs(real, cond)
+    terms = {}
+    for f in fake_d:
+        terms[f"adv/{f}"] = generator_loss([o[0] for o in fake_d[f]], ADVERSARIAL[f])
+        terms[f"fm/{f}"] = feature_matching_loss([o[1] for o in real_d[f]], [o[1] for o in fake_d[f]])
+    return terms

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from audiotok.codec.discriminators import DiscriminatorConfig, Discriminators
-from audiotok.codec.losses import ADVERSARIAL, MelLoss, discriminator_loss, feature_matching_loss, generator_loss
+from audiotok.codec.losses import MelLoss, discriminator_objective, generator_adversarial_terms
 from audiotok.codec.model import Codec, codec_config
 from audiotok.codec.quantizer import codebook_usage
 from audiotok.config import load_config, save_config, to_dict
@@ -266,12 +266,7 @@ def train(cfg: CodecTrainConfig) -> dict:
             fake = out["audio"].float()
             logs = {}
             if gan:  # discriminator step: one forward over real and fake together (one DDP pass)
-                with amp:
-                    real_d, fake_d = split_batch(d_model(torch.cat([wav, fake.detach()]), cond), wav.shape[0])
-                loss_d = sum(
-                    discriminator_loss([o[0] for o in real_d[f]], [o[0] for o in fake_d[f]], ADVERSARIAL[f])
-                    for f in real_d
-                )
+                loss_d = discriminator_objective(d_model, wav, fake, cond, amp)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 if cfg.optim.grad_clip:
@@ -280,13 +275,7 @@ def train(cfg: CodecTrainConfig) -> dict:
                 logs["disc"] = loss_d.detach()
             terms = {"mel": mel_loss(fake, wav, lens), "commit": out["commit"]}
             if gan:
-                with amp:
-                    fake_d = d_model(fake, cond)
-                    with torch.no_grad():
-                        real_d = d_model(wav, cond)
-                for f in fake_d:
-                    terms[f"adv/{f}"] = generator_loss([o[0] for o in fake_d[f]], ADVERSARIAL[f])
-                    terms[f"fm/{f}"] = feature_matching_loss([o[1] for o in real_d[f]], [o[1] for o in fake_d[f]])
+                terms.update(generator_adversarial_terms(d_model, wav, fake, cond, amp))
             loss_g = sum(w.get(k, 0.0) * v.float() for k, v in terms.items())
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
@@ -332,15 +321,6 @@ def train(cfg: CodecTrainConfig) -> dict:
     barrier()
     cleanup_distributed()
     return {"step": step, "out_dir": str(out_dir)}
-
-
-def split_batch(outputs: dict[str, list], n: int) -> tuple[dict[str, list], dict[str, list]]:
-    """Split discriminator outputs of a (real; fake) batch into the real and the fake halves."""
-    halves = ({}, {})
-    for family, subs in outputs.items():
-        for h, sl in zip(halves, (slice(0, n), slice(n, None)), strict=True):
-            h[family] = [(logits[sl], [f[sl] for f in feats]) for logits, feats in subs]
-    return halves
 
 
 def save(cfg, info, step, objects: dict, sampler_state: dict) -> None:
