@@ -99,3 +99,33 @@ def test_save_and_load(tmp_path):
     assert torch.equal(
         model.synthesize(tokens, token_lens, n_steps=2)[0], again.synthesize(tokens, token_lens, n_steps=2)[0]
     )
+
+
+def test_flow_recipe_runs_two_steps_and_resumes(tiny_corpus, tmp_path):
+    import json
+    from pathlib import Path
+
+    from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+    from recipes.tts.train_flow import main
+
+    torch.manual_seed(0)
+    sem = tmp_path / "semantic.safetensors"
+    cfg = SupervisedConfig(n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=32, quantize_after=1)
+    SupervisedTokenizerASR(cfg).export_tokenizer().save(sem)
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    args = [
+        "--config",
+        str(root / "recipes/tts/configs/flow-tiny.yaml"),
+        f"data.train={tiny_corpus / 'train.jsonl'}",
+        f"data.valid={tiny_corpus / 'valid.jsonl'}",
+        f"semantic_tokenizer={sem}",
+        f"out_dir={out}",
+    ]
+    main([*args, "loop.max_steps=2"])
+    assert (out / "flow.safetensors").exists()
+    main([*args, "loop.max_steps=4"])
+    steps = [json.loads(line)["step"] for line in (out / "train.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert json.loads((out / "valid.jsonl").read_text().splitlines()[0])["loss"] > 0
+    FlowDecoder.from_pretrained(out / "flow.safetensors")

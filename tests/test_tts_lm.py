@@ -174,9 +174,9 @@ def test_lm_recipe_runs_two_steps_resumes_and_saves_an_hf_directory(tiny_corpus,
     from recipes.tts.train_lm import main
 
     out = tmp_path / "run"
-    main([*_lm_args(tiny_corpus, semantic_file, out), "max_steps=2"])
+    main([*_lm_args(tiny_corpus, semantic_file, out), "loop.max_steps=2"])
     assert (out / "lm" / "config.json").exists() and (out / "tokens-train.jsonl").exists()
-    main([*_lm_args(tiny_corpus, semantic_file, out), "max_steps=4"])
+    main([*_lm_args(tiny_corpus, semantic_file, out), "loop.max_steps=4"])
     steps = [json.loads(line)["step"] for line in (out / "train.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
     assert json.loads((out / "valid.jsonl").read_text().splitlines()[0])["loss"] > 0
@@ -192,7 +192,7 @@ def test_lm_recipe_under_two_process_ddp(tiny_corpus, semantic_file, tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "ddp"
-    args = [str(root / "recipes/tts/train_lm.py"), *_lm_args(tiny_corpus, semantic_file, out), "max_steps=2"]
+    args = [str(root / "recipes/tts/train_lm.py"), *_lm_args(tiny_corpus, semantic_file, out), "loop.max_steps=2"]
     res = run_two_cpu_ranks([*args, "device=cpu"], port=29557)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (out / "lm" / "model.safetensors").exists()

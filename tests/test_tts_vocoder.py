@@ -16,9 +16,9 @@ def test_shapes_and_padding():
     model = tiny()
     mel = torch.randn(2, 16, 30)
     wav = model(mel, torch.tensor([30, 20]))
-    assert wav.shape == (2, 30 * 120)
+    assert wav.shape == (2, 30 * 480)
     single = model(mel[1:, :, :20])
-    assert torch.allclose(wav[1, : 20 * 120], single[0], atol=1e-4)  # padding never reaches a valid sample
+    assert torch.allclose(wav[1, : 20 * 480], single[0], atol=1e-4)  # padding never reaches a valid sample
 
 
 def _snr(ref: torch.Tensor, x: torch.Tensor) -> float:

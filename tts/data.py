@@ -42,7 +42,15 @@ def extract_tokens(
                 wavs.append(resample(w, sr, tokenizer.sample_rate))
             codes, lens = tokenizer.encode(wavs, sample_rate=tokenizer.sample_rate)
             for u, c, n in zip(chunk, codes, lens, strict=True):
-                row = {"id": u.id, "speaker": u.speaker, "text": u.text, "codes": c[: int(n)].tolist()}
+                row = {
+                    "id": u.id,
+                    "speaker": u.speaker,
+                    "text": u.text,
+                    "audio": u.audio,
+                    "start": u.start,
+                    "end": u.end,
+                    "codes": c[: int(n)].tolist(),
+                }
                 f.write(json.dumps(row) + "\n")
             f.flush()
     return out
@@ -81,3 +89,42 @@ class PairDataset(Dataset):
             p = others[int(torch.randint(len(others), (1,), generator=g))]
             return Example(self.text_ids[p] + self.text_ids[i], self.records[p]["codes"], r["codes"])
         return Example(self.text_ids[i], [], r["codes"])
+
+
+class TokenMelDataset(Dataset):
+    """(tokens, 24 kHz audio) pairs for the flow: each record's audio trimmed to whole tokens (``hop * ratio``
+    samples each) and, when longer than ``max_tokens``, a random aligned crop (reproducible from seed, epoch)."""
+
+    def __init__(self, records: list[dict], sample_rate: int, samples_per_token: int, max_tokens: int, seed: int = 0):
+        self.records = [r for r in records if r["codes"]]
+        self.sr, self.unit, self.max_tokens, self.seed, self.epoch = sample_rate, samples_per_token, max_tokens, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def lengths(self) -> list[int]:
+        return [min(len(r["codes"]), self.max_tokens) for r in self.records]
+
+    def __getitem__(self, i: int) -> dict:
+        r = self.records[i]
+        wav, sr = load(r["audio"], start=r.get("start"), end=r.get("end"), mono=True)
+        wav = resample(wav, sr, self.sr)
+        n = min(len(r["codes"]), len(wav) // self.unit)
+        start = 0
+        if n > self.max_tokens:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7919 + i)
+            start = int(torch.randint(0, n - self.max_tokens + 1, (1,), generator=g))
+            n = self.max_tokens
+        codes = torch.tensor(r["codes"][start : start + n])
+        return {"codes": codes, "audio": wav[start * self.unit : (start + n) * self.unit]}
+
+
+def collate_token_mel(items: list[dict]) -> dict:
+    from audiotok.data.dataset import pad_sequences
+
+    codes, code_lens = pad_sequences([x["codes"] for x in items])
+    audio, audio_lens = pad_sequences([x["audio"] for x in items])
+    return {"codes": codes.long(), "code_lens": code_lens, "audio": audio, "audio_lens": audio_lens}

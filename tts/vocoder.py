@@ -44,7 +44,7 @@ def vocoder_config(name: str) -> VocoderConfig:
         return VocoderConfig()
     if name == "tiny":
         return VocoderConfig(
-            hop_length=120,
+            hop_length=480,
             backbone=VocosConfig(
                 input_dim=16, dim=32, intermediate_dim=64, n_layers=2, n_cond_embeddings=0, attention=False, dropout=0.0
             ),

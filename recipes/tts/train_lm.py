@@ -13,9 +13,7 @@ token accuracy; every save writes the standard HF directory ``<out_dir>/lm`` (``
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,17 +21,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from audiotok.config import load_config, save_config, to_dict
+from audiotok.config import load_config, save_config
 from audiotok.data.sampler import DurationBatchSampler
-from audiotok.train import (
-    TrainLogger,
-    barrier,
-    cleanup_distributed,
-    cosine_schedule,
-    resume_checkpoint,
-    save_checkpoint,
-    setup_distributed,
-)
+from audiotok.train import barrier, cleanup_distributed, setup_distributed
+from audiotok.train.loop import LoopConfig, run_loop
 from tts.data import PairDataset, extract_tokens, read_tokens
 from tts.lm import TTSLM, TTSLMConfig
 from tts.tokenizer import TTSTokenizer
@@ -53,19 +44,11 @@ class LMData:
 class LMTrainConfig:
     lm: TTSLMConfig = field(default_factory=TTSLMConfig)
     data: LMData = field(default_factory=LMData)
+    loop: LoopConfig = field(default_factory=LoopConfig)
     semantic_tokenizer: str = "semantic"  # bundled name or checkpoint (SemanticTokenizer)
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 500
-    max_steps: int = 20000
-    grad_clip: float = 1.0
     out_dir: str = "runs/tts-lm"
     seed: int = 0
-    log_every: int = 50
-    valid_every: int = 1000
-    save_every: int = 1000
     device: str = "auto"
-    bf16: bool = True
 
 
 def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
@@ -86,17 +69,14 @@ def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
 
 
 def validate(lm: TTSLM, records: list[dict], cfg: LMTrainConfig, device) -> dict:
+    """Loss and speech-token accuracy without prompts on the first ``n_valid`` validation utterances."""
     data = PairDataset(records[: cfg.data.n_valid], lm.tokenizer, prompt_prob=0.0, seed=cfg.seed)
-    lm.eval()
     total, acc, n = 0.0, 0.0, 0
     with torch.no_grad():
         for i in range(0, len(data), 16):
-            batch = {
-                k: v.to(device) for k, v in lm.collate([data[j] for j in range(i, min(i + 16, len(data)))]).items()
-            }
-            loss, logs = lm.loss(batch)
+            batch = lm.collate([data[j] for j in range(i, min(i + 16, len(data)))])
+            loss, logs = lm.loss({k: v.to(device) for k, v in batch.items()})
             total, acc, n = total + float(loss), acc + float(logs["acc"]), n + 1
-    lm.train()
     return {"loss": total / max(n, 1), "acc": acc / max(n, 1)}
 
 
@@ -110,7 +90,7 @@ def train(cfg: LMTrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     lm = TTSLM(cfg.lm, tok).to(device)
     dataset = PairDataset(read_tokens(out / "tokens-train.jsonl"), tok, cfg.data.prompt_prob, cfg.seed)
-    # prompts can double a sequence: budget with twice the plain length
+    # a prompt can double a sequence: budget with twice the plain length
     sampler = DurationBatchSampler(
         [2 * n for n in dataset.lengths()],
         cfg.data.batch_tokens,
@@ -119,65 +99,28 @@ def train(cfg: LMTrainConfig) -> dict:
         world_size=info.world_size,
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=lm.collate, num_workers=0)
-    opt = torch.optim.AdamW(lm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
-    sched = cosine_schedule(opt, cfg.max_steps, cfg.warmup_steps)
-    objects = {"model": lm, "opt": opt, "sched": sched, "sampler": sampler}
-    state = resume_checkpoint(out / "last.pt", objects, info.rank)
-    step = state["step"] if state else 0
     net = DDP(lm.model) if info.distributed else lm.model
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
-    logger = TrainLogger(out, enabled=info.is_main)
+
+    def loss_fn(batch):
+        logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"]
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100)
+        valid = labels != -100
+        return loss, {"acc": (logits.detach().argmax(-1)[valid] == labels[valid]).float().mean()}
+
     valid_records = read_tokens(out / "tokens-valid.jsonl")
-    lm.train()
-    t_last, consumed = time.time(), sampler.batches_done
-    while step < cfg.max_steps:
-        epoch = sampler.epoch
-        dataset.set_epoch(epoch)
-        for batch in loader:
-            consumed += 1
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with amp:
-                logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            labels = batch["labels"]
-            loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(lm.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            if not math.isfinite(float(loss.detach())):
-                raise FloatingPointError(f"non-finite loss at step {step}")
-            if info.is_main and (step % cfg.log_every == 0 or step == 1):
-                now = time.time()
-                valid = labels != -100
-                acc = (logits.detach().argmax(-1)[valid] == labels[valid]).float().mean()
-                per_step = (now - t_last) / (cfg.log_every if step > 1 else 1)
-                logger.scalars(
-                    step,
-                    {
-                        "loss": loss.detach(),
-                        "acc": acc,
-                        "grad_norm": grad_norm,
-                        "lr": sched.get_last_lr()[0],
-                        "s_per_step": per_step,
-                    },
-                )
-                t_last = now
-            if info.is_main and step % cfg.valid_every == 0:
-                logger.scalars(step, validate(lm, valid_records, cfg, device), prefix="valid")
-            if step % cfg.save_every == 0 or step >= cfg.max_steps:
-                sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": consumed}
-                saved = {k: v for k, v in objects.items() if k != "sampler"}
-                save_checkpoint(out / "last.pt", step, saved, info.is_main, sampler=sampler_state, config=to_dict(cfg))
-                if info.is_main:
-                    lm.save_pretrained(out / "lm")
-                barrier()
-            if step >= cfg.max_steps:
-                break
-        else:
-            consumed = 0
-    logger.close()
+    step = run_loop(
+        cfg.loop,
+        info,
+        out,
+        lm,
+        loss_fn,
+        loader,
+        sampler,
+        save_fn=lambda d: lm.save_pretrained(d / "lm"),
+        validate_fn=lambda: validate(lm, valid_records, cfg, device),
+        full_config=cfg,
+    )
     barrier()
     cleanup_distributed()
     return {"step": step, "out_dir": str(out)}
