@@ -97,6 +97,58 @@ def asr_compare(path: str | None) -> dict:
     return out
 
 
+@lru_cache(maxsize=1)
+def get_tts():
+    from tts.pipeline import TTS
+
+    folder = Path(os.environ.get("AUDIOTOK_TTS") or ASSETS / "tts")
+    if not (folder / "pipeline.json").is_file():
+        raise DemoError(
+            "No TTS model yet: the bundled one is not trained. Start the app with AUDIOTOK_TTS=<TTS folder with "
+            "pipeline.json> (recipes/tts)."
+        )
+    try:
+        return TTS.from_pretrained(folder)
+    except (FileNotFoundError, ValueError) as err:
+        raise DemoError(f"Cannot load the TTS: {err}") from None
+
+
+MAX_TEXT = 500  # characters
+
+
+def _tts_inputs(text: str | None, prompt_path: str | None, prompt_text: str | None, seed, steps, sampling):
+    from tts.pipeline import SynthesisOptions
+    from tts.sampling import SamplingConfig
+
+    tts = get_tts()
+    if not text or not text.strip():
+        raise DemoError("Please type some text to speak.")
+    if len(text) > MAX_TEXT:
+        raise DemoError(f"The text is {len(text)} characters long; the demo takes up to {MAX_TEXT}.")
+    prompt = None
+    if prompt_path:
+        if not prompt_text or not prompt_text.strip():
+            raise DemoError("A prompt recording needs its transcript (what it says).")
+        prompt = load_upload(prompt_path, tts.sample_rate)[0]
+    opts = SynthesisOptions(sampling=SamplingConfig(method=sampling or "ras"), n_steps=int(steps), seed=int(seed))
+    return tts, text, prompt, prompt_text if prompt is not None else None, opts
+
+
+def tts_synthesize(text, prompt_path=None, prompt_text=None, seed=0, steps=10, sampling="ras") -> dict:
+    """Text (and an optional voice prompt) -> speech, all at once."""
+    tts, text, prompt, prompt_text, opts = _tts_inputs(text, prompt_path, prompt_text, seed, steps, sampling)
+    wav = tts.synthesize(text, prompt, tts.sample_rate, prompt_text, opts)
+    seconds = len(wav) / tts.sample_rate
+    return {"message": f"{seconds:.2f} s of speech.", "audio": (tts.sample_rate, wav.numpy())}
+
+
+def tts_stream(text, prompt_path=None, prompt_text=None, seed=0, steps=10, sampling="ras"):
+    """The same, chunk by chunk as the models produce them (for a streaming audio player)."""
+    tts, text, prompt, prompt_text, opts = _tts_inputs(text, prompt_path, prompt_text, seed, steps, sampling)
+    for chunk in tts.stream(text, prompt, tts.sample_rate, prompt_text, opts):
+        yield tts.sample_rate, chunk.numpy()
+
+
 def load_upload(path: str | None, target_rate: int) -> torch.Tensor:
     """An uploaded file -> mono (T,) at ``target_rate``, or a :class:`DemoError` saying what is wrong."""
     from audiotok import audio
@@ -254,6 +306,31 @@ def build_ui():
             s_sum = gr.Markdown()
             s_img = gr.Image(label="Semantic token ids over time")
             s_btn.click(guarded(semantic_tokens, ["summary", "tokens_image"]), inputs=s_inp, outputs=[s_sum, s_img])
+        with gr.Tab("TTS"):
+            t_text = gr.Textbox(label="Text", lines=3)
+            with gr.Row():
+                t_prompt = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Voice prompt (optional)")
+                t_prompt_text = gr.Textbox(label="What the prompt says")
+            with gr.Row():
+                t_seed = gr.Number(value=0, precision=0, label="Seed")
+                t_steps = gr.Slider(2, 32, value=10, step=1, label="Flow steps")
+                t_sampling = gr.Radio(["ras", "topk"], value="ras", label="Sampling")
+            with gr.Row():
+                t_btn = gr.Button("Synthesize", variant="primary")
+                t_stream_btn = gr.Button("Stream")
+            t_msg = gr.Markdown()
+            t_audio = gr.Audio(label="Speech")
+            t_stream = gr.Audio(label="Streamed speech", streaming=True, autoplay=True)
+            inputs = [t_text, t_prompt, t_prompt_text, t_seed, t_steps, t_sampling]
+            t_btn.click(guarded(tts_synthesize, ["message", "audio"]), inputs=inputs, outputs=[t_msg, t_audio])
+
+            def stream_or_message(*args):
+                try:
+                    yield from tts_stream(*args)
+                except DemoError as err:
+                    raise gr.Error(str(err)) from None
+
+            t_stream_btn.click(stream_or_message, inputs=inputs, outputs=t_stream)
         with gr.Tab("ASR"):
             a_inp = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
             a_btn = gr.Button("Transcribe", variant="primary")

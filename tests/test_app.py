@@ -173,3 +173,30 @@ def test_page_in_headless_chromium(codec_file, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_tts_tab_handlers(tmp_path, monkeypatch):
+    from tests.test_tts_pipeline import build_tiny_tts
+
+    monkeypatch.setenv("AUDIOTOK_TTS", str(tmp_path / "none"))
+    app.get_tts.cache_clear()
+    with pytest.raises(app.DemoError, match="No TTS model"):
+        app.tts_synthesize("Hello.")
+    tts = build_tiny_tts()
+    tts.semantic.save(tmp_path / "semantic.safetensors")
+    folder = tts.save_pretrained(tmp_path / "tts", semantic=str(tmp_path / "semantic.safetensors"))
+    monkeypatch.setenv("AUDIOTOK_TTS", str(folder))
+    app.get_tts.cache_clear()
+    try:
+        out = app.tts_synthesize("The quick brown fox.", steps=2)
+        sr, wav = out["audio"]
+        assert sr == 24000 and len(wav) > 0 and "s of speech" in out["message"]
+        chunks = list(app.tts_stream("The quick brown fox.", steps=2))
+        assert chunks and all(c[0] == 24000 for c in chunks)
+        with pytest.raises(app.DemoError, match="text"):
+            app.tts_synthesize("  ")
+        audio.save(tmp_path / "p.wav", speechlike(24000, 24000), 24000)
+        with pytest.raises(app.DemoError, match="transcript"):
+            app.tts_synthesize("Hello.", str(tmp_path / "p.wav"), "")
+    finally:
+        app.get_tts.cache_clear()

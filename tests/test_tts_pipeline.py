@@ -20,7 +20,12 @@ N_MELS = 16
 
 
 @pytest.fixture(scope="module")
-def tts(tmp_path_factory) -> TTS:
+def tts() -> TTS:
+    return build_tiny_tts()
+
+
+def build_tiny_tts() -> TTS:
+    """Tiny random LM + flow + vocoder + semantic tokenizer (also used by the demo's tests)."""
     from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
 
     torch.manual_seed(0)
