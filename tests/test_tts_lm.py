@@ -196,3 +196,36 @@ def test_lm_recipe_under_two_process_ddp(tiny_corpus, semantic_file, tmp_path):
     res = run_two_cpu_ranks([*args, "device=cpu"], port=29557)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (out / "lm" / "model.safetensors").exists()
+
+
+def test_bistream_layout_interleaves_text_and_speech(tok):
+    from dataclasses import replace
+
+    lm = TTSLM(replace(lm_config("tiny"), layout="bistream", bistream_ratio=(2, 3)), tok)
+    v = tok.vocab
+    t = [10, 11, 12, 13, 14]
+    s = [v.speech_offset + c for c in range(7)]
+    ids, labels = lm.sequence(Example(t, [], list(range(7))))
+    assert ids == [10, 11, *s[:3], 12, 13, *s[3:6], 14, v.audio_bos, s[6], v.audio_eos]
+    expected = [IGNORE, s[0], s[1], s[2], v.fill, IGNORE, s[3], s[4], s[5], v.fill, IGNORE, s[6], v.audio_eos, IGNORE]
+    assert labels == expected
+    # prompt speech is context, never a label
+    ids, labels = lm.sequence(Example(t, [0, 1], list(range(2, 7))))
+    assert labels[1] == labels[2] == IGNORE and labels[3] == s[2] and labels[4] == v.fill
+    loss, _ = lm.loss(lm.collate([Example(t, [], list(range(7))), Example(t[:2], [], [1, 2])]))
+    assert torch.isfinite(loss)
+
+
+def test_bistream_generation_does_not_depend_on_how_the_text_is_chunked(tok):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    lm = TTSLM(replace(lm_config("tiny"), layout="bistream", bistream_ratio=(2, 3)), tok).eval()
+    text = tok.encode_text("The quick brown fox jumps over the lazy dog.")
+    sampling = SamplingConfig(min_ratio=1.0, max_ratio=4.0)
+    whole = lm.generate_bistream([text], sampling=sampling, seed=4)
+    pieces = lm.generate_bistream(([x] for x in text), sampling=sampling, seed=4)
+    assert whole == pieces and len(whole) >= len(text)
+    assert all(0 <= c < 64 for c in whole)
+    prompted = lm.generate_bistream([text], prompt_codes=[5, 6, 7, 8], sampling=sampling, seed=4)
+    assert prompted[:4] == [5, 6, 7, 8]

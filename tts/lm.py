@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,8 @@ class TTSLMConfig:
     rope_theta: float = 10000.0
     n_speech: int = 6561  # the semantic tokenizer's codebook
     tokenizer: str = "semantic"  # the semantic tokenizer whose codes this LM speaks (name or path, informative)
+    layout: str = "unified"  # "unified" (text, then speech) or "bistream" (CosyVoice 2: interleaved N:M)
+    bistream_ratio: tuple[int, int] = (5, 15)  # text tokens : speech tokens per group
     extra: dict = field(default_factory=dict)
 
 
@@ -116,12 +118,127 @@ class TTSLM(nn.Module):
     # ------------------------------------------------------------------------------------------------ layout
     def sequence(self, ex: Example) -> tuple[list[int], list[int]]:
         """(input ids, labels): labels are the next token on target-speech positions and -100 elsewhere."""
+        if self.config.layout == "bistream":
+            return self.bistream_sequence(ex)
         v = self.vocab
         target = [v.speech_offset + c for c in ex.target_codes] + [v.audio_eos]
         ids = ex.text + [v.audio_bos] + [v.speech_offset + c for c in ex.prompt_codes] + target
         n_context = len(ids) - len(target)
         labels = [IGNORE] * (n_context - 1) + target + [IGNORE]
         return ids, labels[: len(ids)]
+
+    def bistream_sequence(self, ex: Example) -> tuple[list[int], list[int]]:
+        """CosyVoice 2's bistream layout: N text tokens, then M speech tokens, and so on; once the text is used up,
+        ``<|audio_bos|>`` (turn of speech) and the remaining speech, then ``<|audio_eos|>``. Where the next input
+        would be text, the label is ``<|fill|>`` (the model asks for more text). Prompt speech is never a label."""
+        v = self.vocab
+        n, m = self.config.bistream_ratio
+        speech = [v.speech_offset + c for c in ex.prompt_codes + ex.target_codes]
+        target_from = len(ex.prompt_codes)  # speech index where the target starts
+        ids, sidx = [], []  # sidx: speech index of each position (-1 for text/specials)
+        ti = si = 0
+        while ti < len(ex.text):
+            group = ex.text[ti : ti + n]
+            ids += group
+            sidx += [-1] * len(group)
+            ti += len(group)
+            if ti >= len(ex.text):
+                break
+            chunk = speech[si : si + m]
+            ids += chunk
+            sidx += list(range(si, si + len(chunk)))
+            si += len(chunk)
+        ids += [v.audio_bos, *speech[si:], v.audio_eos]
+        sidx += [-1, *range(si, len(speech)), -1]
+        labels = [IGNORE] * len(ids)
+        for p in range(len(ids) - 1):
+            nxt, here = ids[p + 1], sidx[p]
+            if sidx[p + 1] >= target_from:
+                labels[p] = nxt
+            elif nxt == v.audio_eos:
+                labels[p] = nxt
+            elif here >= target_from and nxt < v.text_size:  # a target speech group ends, text follows
+                labels[p] = v.fill
+        return ids, labels
+
+    @torch.no_grad()
+    def generate_bistream(
+        self,
+        text_chunks: Iterable[list[int]],
+        prompt_codes: list[int] | None = None,
+        sampling: SamplingConfig | None = None,
+        seed: int = 0,
+    ) -> list[int]:
+        """Speech codes while the text arrives in pieces (``text_chunks``: lists of text ids, e.g. from an LLM's
+        stream), in the bistream layout: the model reads N text tokens, speaks until it asks for more text with
+        ``<|fill|>`` (or has spoken M), and after the text ends speaks until ``<|audio_eos|>``. Prompt codes are
+        forced into the first speech slots. The result does not depend on how the text is cut into chunks."""
+        sampling = sampling or SamplingConfig()
+        v, device = self.vocab, next(self.model.parameters()).device
+        n, m = self.config.bistream_ratio
+        gen = torch.Generator().manual_seed(seed)
+        chunks, pending = iter(text_chunks), []
+        state = {"text_done": False, "n_text": 0, "past": None}
+        forced = list(prompt_codes or [])
+
+        def pull() -> None:
+            nxt = next(chunks, None)
+            if nxt is None:
+                state["text_done"] = True
+            else:
+                pending.extend(nxt)
+
+        def take_group() -> tuple[list[int], bool]:
+            """The next N text tokens, and whether they are the last (looking ahead one chunk to know)."""
+            while len(pending) < n and not state["text_done"]:
+                pull()
+            group = pending[:n]
+            del pending[:n]
+            while not pending and not state["text_done"]:
+                pull()
+            state["n_text"] += len(group)
+            return group, state["text_done"] and not pending
+
+        def feed(tokens: list[int]) -> torch.Tensor:
+            res = self.model(
+                input_ids=torch.tensor([tokens], device=device), past_key_values=state["past"], use_cache=True
+            )
+            state["past"] = res.past_key_values
+            return res.logits[0, -1].float().cpu()
+
+        group, turn = take_group()
+        logits = feed(group + [v.audio_bos] if turn else group)
+        out, in_group = [], 0
+        while True:
+            if forced:
+                token = v.speech_offset + forced.pop(0)
+            else:
+                row = torch.full_like(logits, float("-inf"))
+                row[v.speech_offset :] = logits[v.speech_offset :]
+                if turn and len(out) >= int(sampling.min_ratio * max(state["n_text"], 1)):
+                    row[v.audio_eos] = logits[v.audio_eos]
+                if not turn:
+                    row[v.fill] = logits[v.fill]
+                token = sample_next(row, out, sampling, gen)
+            if token == v.audio_eos:
+                break
+            if token == v.fill:  # the model asks for more text: it follows the last speech token directly
+                group, turn = take_group()
+                logits, in_group = feed(group + [v.audio_bos] if turn else group), 0
+                continue
+            out.append(token - v.speech_offset)
+            in_group += 1
+            if len(out) >= int(sampling.max_ratio * max(state["n_text"], 1)) and turn:
+                break
+            if not turn and in_group >= m:  # a full speech group: text comes next whatever the model says
+                group, turn = take_group()
+                logits, in_group = feed([token] + group + ([v.audio_bos] if turn else [])), 0
+                continue
+            run = out[-sampling.max_run :] if sampling.max_run else []
+            if turn and len(run) == sampling.max_run and len(set(run)) == 1:
+                break
+            logits = feed([token])
+        return out
 
     def collate(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         """Right-padded batch: ``input_ids``, ``attention_mask``, ``labels`` (B, L)."""
