@@ -27,6 +27,7 @@ MODEL_TYPES: dict[str, str] = {
     "audiotok-codec": "audiotok.codec.model:Codec",
     "audiotok-s3": "audiotok.semantic.s3:SemanticTokenizer",
     "audiotok-s3-asr": "audiotok.semantic.supervised:SupervisedTokenizerASR",
+    "audiotok-speaker": "audiotok.speaker:SpeakerEncoder",
 }
 
 
