@@ -203,6 +203,38 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_tts(args: argparse.Namespace) -> int:
+    from audiotok.hub import ASSETS
+    from audiotok.speaker import SpeakerEncoder
+    from audiotok.whisper import load_whisper
+    from tts.evaluate import evaluate_tts, format_report
+    from tts.pipeline import TTS, SynthesisOptions
+    from tts.sampling import SamplingConfig
+
+    folder = Path(args.model) if args.model else ASSETS / "tts"
+    tts = TTS.from_pretrained(folder, device=args.device)
+    speaker = SpeakerEncoder.from_pretrained(args.speaker_model, device=args.device)
+    judge = load_whisper(args.whisper, device=args.device) if args.whisper else None
+    modes = ("offline", "stream") if args.mode == "both" else (args.mode,)
+    result = evaluate_tts(
+        tts,
+        args.manifest,
+        args.prompts,
+        speaker,
+        judge,
+        args.limit,
+        modes,
+        SynthesisOptions(sampling=SamplingConfig(max_ratio=args.max_ratio), n_steps=args.steps, seed=args.seed),
+        progress=not args.quiet,
+    )
+    result["model"] = str(folder)
+    print(format_report(result))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=1))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from audiotok.codec import Codec
 
@@ -498,6 +530,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_synthesize)
+
+    s = sub.add_parser("eval-tts", help="intelligibility, speaker similarity and speed of the TTS (offline, stream)")
+    s.add_argument("manifest", help="test utterances: held-out sentences of the voices, e.g. data/synth/valid.jsonl")
+    s.add_argument("--prompts", required=True, help="manifest to take each speaker's prompt from (train split)")
+    s.add_argument("--model", default=None, help="TTS folder (default: bundled)")
+    s.add_argument("--speaker-model", default="speaker", help="speaker-embedding checkpoint or bundled name")
+    s.add_argument("--whisper", default=None, help="a Whisper model as a second WER judge (e.g. whisper-synth)")
+    s.add_argument("--mode", choices=("offline", "stream", "both"), default="both")
+    s.add_argument("--steps", type=int, default=10, help="flow ODE steps")
+    s.add_argument("--max-ratio", type=float, default=20.0, help="most speech tokens per text token")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("-o", "--output", default=None)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_eval_tts)
 
     s = sub.add_parser("encode", help="audio files/folders/manifests -> token files (resumable, batched)")
     s.add_argument("inputs", nargs="+", help="files, folders (recursive), manifests (.jsonl), or - for stdin paths")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from audiotok.nn.masks import attention_mask
-from tts.flow import FlowDecoder, cosine_schedule, flow_config
+from tts.flow import FlowDecoder, cosine_schedule, flow_config, position_noise
 
 
 def tiny() -> FlowDecoder:
@@ -56,7 +56,7 @@ def test_schedule_reaches_one_and_euler_integrates_a_constant_field():
     tokens, token_lens, _, _ = batch(1)
     model.velocity = lambda x, *a, **k: torch.full_like(x, 2.0)  # dx/dt = 2 from t = 0 to 1
     out, _ = model.synthesize(tokens, token_lens, n_steps=7, cfg_strength=0.0, seed=3)
-    noise = torch.randn(1, model.config.max_position, 16, generator=torch.Generator().manual_seed(3))[:, : out.shape[1]]
+    noise = position_noise(out.shape[1], 16, seed=3)
     assert torch.allclose(out, noise + 2.0, atol=1e-5)
 
 
@@ -129,3 +129,9 @@ def test_flow_recipe_runs_two_steps_and_resumes(tiny_corpus, tmp_path):
     assert steps == [1, 2, 3, 4]
     assert json.loads((out / "valid.jsonl").read_text().splitlines()[0])["loss"] > 0
     FlowDecoder.from_pretrained(out / "flow.safetensors")
+
+
+def test_position_noise_prefixes_agree_at_any_length():
+    long, short = position_noise(700, 4, seed=2), position_noise(300, 4, seed=2)
+    assert torch.equal(long[:, :300], short) and long.shape == (1, 700, 4)
+    assert not torch.equal(position_noise(300, 4, seed=3), short)

@@ -111,3 +111,53 @@ def test_synthesize_cli(tts, tmp_path):
         )
         assert rc == 0 and audio.info(out).duration > 0
     assert main(["synthesize", "x", "-o", str(tmp_path / "x.wav"), "--model", str(tmp_path)]) != 0
+
+
+def test_eval_tts_on_tiny_models(tts, tiny_corpus, tmp_path):
+    import json
+
+    from audiotok.cli import main
+    from audiotok.speaker import SpeakerConfig, SpeakerEncoder
+    from tts.evaluate import evaluate_tts, format_report
+
+    torch.manual_seed(0)
+    speaker = SpeakerEncoder(SpeakerConfig(channels=16, emb_dim=8)).eval()
+    opts = SynthesisOptions(sampling=SamplingConfig(min_ratio=1.0, max_ratio=2.0), n_steps=2)
+    result = evaluate_tts(
+        tts, tiny_corpus / "all.jsonl", tiny_corpus / "all.jsonl", speaker, limit=2, options=opts, progress=False
+    )
+    assert result["utterances"] == 2
+    for mode in ("offline", "stream"):
+        e = result[mode]
+        assert e["wer_sphinx"] >= 0 and -1 <= e["similarity"] <= 1 and e["rtf"] > 0
+    assert result["stream"]["first_chunk_s"] > 0
+    assert 0 <= result["recordings"]["wer_sphinx"] <= 1.5
+    assert "TTS, stream" in format_report(result)
+    speaker.save(tmp_path / "spk.safetensors")
+    tts.semantic.save(tmp_path / "semantic.safetensors")
+    folder = tts.save_pretrained(tmp_path / "tts", semantic=str(tmp_path / "semantic.safetensors"))
+    out = tmp_path / "eval.json"
+    rc = main(
+        [
+            "eval-tts",
+            str(tiny_corpus / "all.jsonl"),
+            "--prompts",
+            str(tiny_corpus / "all.jsonl"),
+            "--model",
+            str(folder),
+            "--speaker-model",
+            str(tmp_path / "spk.safetensors"),
+            "--limit",
+            "1",
+            "--mode",
+            "offline",
+            "--steps",
+            "2",
+            "--max-ratio",
+            "2",
+            "-o",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0 and "offline" in json.loads(out.read_text())

@@ -91,6 +91,16 @@ def cosine_schedule(n_steps: int, device=None) -> torch.Tensor:
     return t
 
 
+def position_noise(n_frames: int, n_mels: int, seed: int, block: int = 256) -> torch.Tensor:
+    """(1, n_frames, n_mels) standard normal noise that depends only on (seed, frame position): drawn in blocks of
+    ``block`` frames, each from its own seeded generator, so any prefix is the same whatever the length."""
+    blocks = [
+        torch.randn(1, block, n_mels, generator=torch.Generator().manual_seed(seed * 100_003 + k))
+        for k in range((n_frames + block - 1) // block)
+    ]
+    return torch.cat(blocks, dim=1)[:, :n_frames] if blocks else torch.zeros(1, 0, n_mels)
+
+
 class FlowDecoder(nn.Module):
     """Semantic tokens (B, L) -> mel (B, T = ratio * L, n_mels) by conditional flow matching."""
 
@@ -194,8 +204,7 @@ class FlowDecoder(nn.Module):
             keep = torch.arange(n, device=dev)[None] < prompt_lens[:, None]
             prompt[:, :n] = prompt_mel * keep[..., None]
         # the same noise at the same frame position whatever the length: streamed prefixes recompute identically
-        g = torch.Generator().manual_seed(seed)
-        x = torch.randn(1, c.max_position, c.n_mels, generator=g)[:, :T].expand(B, -1, -1).clone().to(dev)
+        x = position_noise(T, c.n_mels, seed).expand(B, -1, -1).clone().to(dev)
         ts = cosine_schedule(n_steps, dev)
         zeros = torch.zeros_like(mu)
         for i in range(n_steps):
