@@ -60,9 +60,9 @@ def test_eval_semantic_end_to_end_on_tiny_models(tiny_corpus, tmp_path):
     tokenizer = asr.export_tokenizer()
     codec = Codec(codec_config("tiny")).eval()
     result = evaluate_semantic(
-        tokenizer, tiny_corpus / "all.jsonl", codec, asr, asr.whisper, limit=6, batch_size=6, progress=False
+        tokenizer, tiny_corpus / "all.jsonl", codec, asr, asr.whisper, limit=4, batch_size=4, progress=False
     )
-    assert result["utterances"] == 6
+    assert result["utterances"] == 4
     assert 0.0 <= result["wer_from_tokens"] and 0.0 <= result["wer_unquantized"]
     for name in ("semantic", "codec"):
         entry = result[name]
