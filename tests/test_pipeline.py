@@ -173,3 +173,22 @@ def test_pipeline_experiment_compares_three_filters(tiny_corpus, tmp_path):
     assert agreement["retention"] >= both["retention"] and clean["retention"] >= both["retention"]
     assert all(0 <= f["retention"] <= 1 and 0 <= f["junk_share"] <= 1 for f in filters.values())
     assert "| agreement (TouchTTS) |" in (tmp_path / "exp" / "results.md").read_text()
+
+
+def test_pipeline_shards_its_stages_across_two_ranks(raw_recordings, tmp_path):
+    import json
+
+    from audiotok.whisper import new_whisper, save_openai, small_dims
+    from tests.conftest import run_two_cpu_ranks
+
+    asr = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=32), seed=0), tmp_path / "asr.pt")
+    out = tmp_path / "ddp"
+    args = ["-m", "audiotok", "pipeline", str(raw_recordings), "-o", str(out), "--set", f"asr_a={asr}"]
+    args += ["--set", f"asr_b={asr}", "--set", "tokenizer=null", "--set", "vad.min_duration=1.0"]
+    res = run_two_cpu_ranks(args, port=29563)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ranks = [out / f"transcripts-rank{r}.jsonl" for r in (0, 1)]
+    ids = [{json.loads(line)["id"] for line in p.read_text().splitlines()} for p in ranks]
+    assert ids[0] and ids[1] and not ids[0] & ids[1]  # disjoint shares
+    report = json.loads((out / "report.json").read_text())
+    assert report["utterances_kept"] == len(ids[0] | ids[1]) == report["utterances_segmented"]
