@@ -229,3 +229,36 @@ def test_bistream_generation_does_not_depend_on_how_the_text_is_chunked(tok):
     assert all(0 <= c < 64 for c in whole)
     prompted = lm.generate_bistream([text], prompt_codes=[5, 6, 7, 8], sampling=sampling, seed=4)
     assert prompted[:4] == [5, 6, 7, 8]
+
+
+def test_start_from_a_local_pretrained_llm_directory(tmp_path):
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    from tts.tokenizer import train_text_bpe
+
+    # a stand-in "pretrained LLM": a tiny Qwen2 with its own tokenizer, saved as a local directory
+    base_tok = PreTrainedTokenizerFast(tokenizer_object=train_text_bpe(SENTENCES, 300), eos_token="<|endoftext|>")
+    base_tok.add_special_tokens({"eos_token": "<|endoftext|>"})
+    llm = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=len(base_tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        )
+    )
+    llm.save_pretrained(tmp_path / "llm")
+    base_tok.save_pretrained(tmp_path / "llm")
+    lm = TTSLM.from_llm(tmp_path / "llm", lm_config("tiny")).eval()
+    assert lm.vocab.text_size == len(base_tok) and lm.model.get_input_embeddings().num_embeddings == lm.vocab.size
+    reloaded = AutoTokenizer.from_pretrained(str(tmp_path / "llm"))  # the LLM's own ids are kept
+    assert lm.tokenizer.encode_text("A stitch in time.") == reloaded.encode(
+        "A stitch in time.", add_special_tokens=False
+    )
+    assert lm.config.hidden_size == 32 and lm.config.extra["init_from"] == str(tmp_path / "llm")
+    codes = lm.generate([lm.tokenizer.encode_text("Nine.")], sampling=SamplingConfig(max_ratio=3.0))[0]
+    assert all(0 <= c < 64 for c in codes)
+    again = TTSLM.from_pretrained(lm.save_pretrained(tmp_path / "tts-lm"))
+    assert again.generate([lm.tokenizer.encode_text("Nine.")], sampling=SamplingConfig(max_ratio=3.0))[0] == codes

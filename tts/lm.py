@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -114,6 +114,31 @@ class TTSLM(nn.Module):
         if self.vocab.n_speech != config.n_speech:
             raise ValueError(f"tokenizer has {self.vocab.n_speech} speech tokens, config {config.n_speech}")
         self.model = model if model is not None else build_hf_model(config, self.vocab.size)
+
+    @classmethod
+    def from_llm(cls, folder: str | os.PathLike, config: TTSLMConfig | None = None) -> TTSLM:
+        """Start from a local pretrained LLM directory (e.g. a downloaded Qwen2.5-0.5B): its weights and its own
+        tokenizer, extended with our specials and speech tokens (embeddings resized; new rows initialised by
+        transformers). ``config`` supplies ``n_speech`` and the layout; the architecture is the LLM's."""
+        from transformers import AutoModelForCausalLM
+
+        cfg = config or TTSLMConfig()
+        tok = TTSTokenizer.from_llm(folder, cfg.n_speech)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+        model.resize_token_embeddings(tok.vocab.size)
+        mc = model.config
+        cfg = replace(
+            cfg,
+            arch=mc.model_type,
+            hidden_size=mc.hidden_size,
+            intermediate_size=mc.intermediate_size,
+            num_layers=mc.num_hidden_layers,
+            num_heads=mc.num_attention_heads,
+            num_kv_heads=getattr(mc, "num_key_value_heads", mc.num_attention_heads),
+            max_position=mc.max_position_embeddings,
+            extra={**cfg.extra, "init_from": str(folder)},
+        )
+        return cls(cfg, tok, model)
 
     # ------------------------------------------------------------------------------------------------ layout
     def sequence(self, ex: Example) -> tuple[list[int], list[int]]:

@@ -1,8 +1,9 @@
 """The TTS LM's vocabulary: a byte-level BPE for text plus specials and one token per speech code, as one stock
 Hugging Face fast tokenizer (``tokenizer.json``) so that LLM engines can serve the model with it.
 
-Layout of ids: ``[text BPE (text_vocab_size)] [<|endoftext|> <|pad|> <|audio_bos|> <|audio_eos|> <|fill|>]
-[<|s_0|> ... <|s_{n-1}|>]``. Text goes through the suite's TTS front end (:func:`audiotok.text.normalize_text`:
+Layout of ids: ``[text (the BPE's or a pretrained LLM's own vocabulary)] [<|tts_eos|> <|tts_pad|> <|audio_bos|>
+<|audio_eos|> <|fill|>] [<|s_0|> ... <|s_{n-1}|>]``: our tokens are appended after the text vocabulary, so a
+pretrained LLM's tokenizer keeps its own ids. Text goes through the suite's TTS front end (:func:`audiotok.text.normalize_text`:
 numbers and symbols to words) before the BPE.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from audiotok.text import normalize_text
 
-SPECIALS = ("<|endoftext|>", "<|pad|>", "<|audio_bos|>", "<|audio_eos|>", "<|fill|>")
+SPECIALS = ("<|tts_eos|>", "<|tts_pad|>", "<|audio_bos|>", "<|audio_eos|>", "<|fill|>")
 
 
 def train_text_bpe(sentences: list[str], vocab_size: int = 4000):
@@ -79,13 +80,32 @@ class TTSTokenizer:
 
     @classmethod
     def build(cls, sentences: list[str], n_speech: int, text_vocab_size: int = 4000) -> TTSTokenizer:
+        """A new text BPE trained on ``sentences``, extended with our specials and speech tokens."""
         from transformers import PreTrainedTokenizerFast
 
-        bpe = train_text_bpe(sentences, text_vocab_size)
-        hf = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=SPECIALS[0], pad_token=SPECIALS[1])
-        hf.add_special_tokens({"additional_special_tokens": list(SPECIALS[2:])})
-        hf.add_tokens([f"<|s_{i}|>" for i in range(n_speech)], special_tokens=True)
-        return cls(hf, n_speech)
+        return cls.extend(
+            PreTrainedTokenizerFast(tokenizer_object=train_text_bpe(sentences, text_vocab_size)), n_speech
+        )
+
+    @classmethod
+    def extend(cls, hf_tokenizer, n_speech: int) -> TTSTokenizer:
+        """Append our specials and one token per speech code to a text tokenizer (ours, or a pretrained LLM's)."""
+        text_size = len(hf_tokenizer)
+        hf_tokenizer.add_special_tokens(
+            {"eos_token": SPECIALS[0], "pad_token": SPECIALS[1], "additional_special_tokens": list(SPECIALS[2:])},
+            replace_extra_special_tokens=True,
+        )
+        hf_tokenizer.add_tokens([f"<|s_{i}|>" for i in range(n_speech)], special_tokens=True)
+        if hf_tokenizer.convert_tokens_to_ids(SPECIALS[0]) != text_size:
+            raise ValueError("the text tokenizer already holds the TTS special tokens")
+        return cls(hf_tokenizer, n_speech)
+
+    @classmethod
+    def from_llm(cls, folder: str | os.PathLike, n_speech: int) -> TTSTokenizer:
+        """A local pretrained LLM's tokenizer, extended (no downloads: ``folder`` is a local directory)."""
+        from transformers import AutoTokenizer
+
+        return cls.extend(AutoTokenizer.from_pretrained(str(folder), local_files_only=True), n_speech)
 
     def save(self, folder: str | os.PathLike) -> None:
         self.hf.save_pretrained(str(folder))

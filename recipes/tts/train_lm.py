@@ -46,6 +46,7 @@ class LMTrainConfig:
     data: LMData = field(default_factory=LMData)
     loop: LoopConfig = field(default_factory=LoopConfig)
     semantic_tokenizer: str = "semantic"  # bundled name or checkpoint (SemanticTokenizer)
+    init_llm: str | None = None  # a local pretrained LLM directory to start from (its tokenizer replaces our BPE)
     out_dir: str = "runs/tts-lm"
     seed: int = 0
     device: str = "auto"
@@ -62,8 +63,12 @@ def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
                 extract_tokens(getattr(cfg.data, split), semantic, out / f"tokens-{split}.jsonl")
                 (out / f"tokens-{split}.jsonl.done").touch()
         if not (out / "tokenizer" / "tokenizer.json").exists():
-            texts = [r["text"] for r in read_tokens(out / "tokens-train.jsonl")]
-            TTSTokenizer.build(texts, cfg.lm.n_speech, cfg.data.text_vocab_size).save(out / "tokenizer")
+            if cfg.init_llm:
+                tok = TTSTokenizer.from_llm(cfg.init_llm, cfg.lm.n_speech)
+            else:
+                texts = [r["text"] for r in read_tokens(out / "tokens-train.jsonl")]
+                tok = TTSTokenizer.build(texts, cfg.lm.n_speech, cfg.data.text_vocab_size)
+            tok.save(out / "tokenizer")
     barrier()
     return TTSTokenizer.from_pretrained(out / "tokenizer", cfg.lm.n_speech)
 
@@ -88,7 +93,7 @@ def train(cfg: LMTrainConfig) -> dict:
         save_config(cfg, out / "config.yaml")
     tok = _prepare(cfg, out, info.is_main)
     torch.manual_seed(cfg.seed)
-    lm = TTSLM(cfg.lm, tok).to(device)
+    lm = (TTSLM.from_llm(cfg.init_llm, cfg.lm) if cfg.init_llm else TTSLM(cfg.lm, tok)).to(device)
     dataset = PairDataset(read_tokens(out / "tokens-train.jsonl"), tok, cfg.data.prompt_prob, cfg.seed)
     # a prompt can double a sequence: budget with twice the plain length
     sampler = DurationBatchSampler(
