@@ -33,15 +33,35 @@ class DemoError(Exception):
 
 
 # ------------------------------------------------------------------------------------------------------ models
-@lru_cache(maxsize=1)
-def get_codec():
+def codec_choices() -> list[str]:
+    """The codecs the codec tab offers: ``AUDIOTOK_CODEC`` when set, else the bundled ones (``codec`` = 75
+    tokens/s, ``codec-40`` = 40 tokens/s when installed)."""
+    if os.environ.get("AUDIOTOK_CODEC"):
+        return ["custom"]
+    names = sorted(p.parent.name for p in ASSETS.glob("codec*/model.safetensors"))
+    return names or ["codec"]
+
+
+@lru_cache(maxsize=4)
+def get_codec(name: str | None = None):
     from audiotok.codec import Codec
 
     path = os.environ.get("AUDIOTOK_CODEC")
+    if not path and name and name != "codec":
+        path = str(ASSETS / name / "model.safetensors")
     try:
         return Codec.from_pretrained(path, config=os.environ.get("AUDIOTOK_CODEC_CONFIG"))
     except (FileNotFoundError, ValueError) as err:
         raise DemoError(f"Cannot load the codec: {err}") from None
+
+
+@lru_cache(maxsize=1)
+def get_semantic_asr():
+    """The semantic tokenizer's own ASR model (reads its tokens), or None: ``AUDIOTOK_S3_ASR`` or bundled."""
+    from audiotok.hub import load_model
+
+    path = os.environ.get("AUDIOTOK_S3_ASR") or ASSETS / "semantic" / "asr.safetensors"
+    return load_model(path) if Path(path).is_file() else None
 
 
 @lru_cache(maxsize=1)
@@ -168,13 +188,13 @@ def load_upload(path: str | None, target_rate: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------- handlers
-def codec_roundtrip(path: str | None) -> dict:
-    """Upload -> tokens -> reconstruction, with everything the codec tab shows."""
+def codec_roundtrip(path: str | None, model: str | None = None) -> dict:
+    """Upload -> tokens -> reconstruction, with everything the codec tab shows (``model``: a codec_choices())."""
     from audiotok.codec.losses import MelLoss
     from audiotok.metrics import reconstruction_metrics
     from audiotok.viz import spectrogram_image, tokens_image
 
-    codec = get_codec()
+    codec = get_codec(model)
     wav = load_upload(path, codec.sample_rate)
     codes, code_lens = codec.encode(wav)
     rec = codec.reconstruct(wav)[0]
@@ -221,6 +241,13 @@ def semantic_tokens(path: str | None) -> dict:
     codes, lens = tok.encode([wav])
     n = int(lens[0])
     usage = codebook_usage(codes[:, :n], tok.codebook_size)
+    asr = get_semantic_asr()
+    if asr is None:
+        transcript = "No ASR model for these tokens (start the app with AUDIOTOK_S3_ASR=<the recipe's model>)."
+    else:
+        from audiotok.whisper import transcribe_audio
+
+        transcript = transcribe_audio(asr.whisper, [wav], tok.sample_rate, decode=asr.transcribe_from_tokens)[0]
     return {
         "summary": (
             f"**{n} semantic tokens** ({tok.frame_rate:g} tokens/s, {tok.codebook_size} codes); "
@@ -228,6 +255,7 @@ def semantic_tokens(path: str | None) -> dict:
             f".\n\nFirst tokens: `{codes[0, :24].tolist()}`"
         ),
         "tokens_image": tokens_image(codes[0, :n], tok.codebook_size),
+        "transcript": transcript,
     }
 
 
@@ -284,6 +312,8 @@ def build_ui():
             with gr.Row():
                 inp = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio", elem_id="codec-in")
                 with gr.Column():
+                    choices = codec_choices()
+                    model = gr.Dropdown(choices, value=choices[0], label="Codec (tokens/s)", elem_id="codec-model")
                     btn = gr.Button("Encode and decode", variant="primary", elem_id="codec-run")
                     summary = gr.Markdown(elem_id="codec-summary")
                     metrics = gr.Markdown(elem_id="codec-metrics")
@@ -297,7 +327,7 @@ def build_ui():
                     codec_roundtrip,
                     ["summary", "metrics", "tokens_image", "spectrograms", "original", "reconstruction"],
                 ),
-                inputs=inp,
+                inputs=[inp, model],
                 outputs=[summary, metrics, tokens, spec, orig, rec],
             )
         with gr.Tab("Semantic"):
@@ -305,7 +335,12 @@ def build_ui():
             s_btn = gr.Button("Tokenize", variant="primary")
             s_sum = gr.Markdown()
             s_img = gr.Image(label="Semantic token ids over time")
-            s_btn.click(guarded(semantic_tokens, ["summary", "tokens_image"]), inputs=s_inp, outputs=[s_sum, s_img])
+            s_txt = gr.Textbox(label="The tokenizer's own ASR, reading the tokens")
+            s_btn.click(
+                guarded(semantic_tokens, ["summary", "tokens_image", "transcript"]),
+                inputs=s_inp,
+                outputs=[s_sum, s_img, s_txt],
+            )
         with gr.Tab("TTS"):
             t_text = gr.Textbox(label="Text", lines=3)
             with gr.Row():

@@ -200,3 +200,41 @@ def test_tts_tab_handlers(tmp_path, monkeypatch):
             app.tts_synthesize("Hello.", str(tmp_path / "p.wav"), "")
     finally:
         app.get_tts.cache_clear()
+
+
+def test_semantic_tab_shows_the_tokenizers_own_transcript_and_codec_choices(tmp_path, monkeypatch, codec_file):
+    from audiotok.hub import save_model
+    from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+
+    torch.manual_seed(0)
+    cfg = SupervisedConfig(n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=32, quantize_after=1)
+    asr = SupervisedTokenizerASR(cfg).eval()
+    asr.export_tokenizer().save(tmp_path / "tok.safetensors")
+    save_model(asr, tmp_path / "asr.safetensors")
+    audio.save(tmp_path / "a.wav", speechlike(16000, 16000), 16000)
+    monkeypatch.setenv("AUDIOTOK_S3", str(tmp_path / "tok.safetensors"))
+    monkeypatch.setenv("AUDIOTOK_S3_ASR", str(tmp_path / "asr.safetensors"))
+    app.get_semantic.cache_clear()
+    app.get_semantic_asr.cache_clear()
+    try:
+        out = app.semantic_tokens(str(tmp_path / "a.wav"))
+        assert "semantic tokens" in out["summary"] and isinstance(out["transcript"], str)
+        assert "No ASR model" not in out["transcript"]
+    finally:
+        app.get_semantic.cache_clear()
+        app.get_semantic_asr.cache_clear()
+    # codec choices: the bundled codecs by name, or "custom" for AUDIOTOK_CODEC
+    for name in ("codec", "codec-40"):
+        (tmp_path / "assets" / name).mkdir(parents=True)
+        (tmp_path / "assets" / name / "model.safetensors").write_bytes(codec_file.read_bytes())
+    monkeypatch.setattr(app, "ASSETS", tmp_path / "assets")
+    monkeypatch.delenv("AUDIOTOK_CODEC", raising=False)
+    assert app.codec_choices() == ["codec", "codec-40"]
+    app.get_codec.cache_clear()
+    try:
+        out = app.codec_roundtrip(str(tmp_path / "a.wav"), "codec-40")
+        assert "tokens" in out["summary"]
+    finally:
+        app.get_codec.cache_clear()
+    monkeypatch.setenv("AUDIOTOK_CODEC", str(codec_file))
+    assert app.codec_choices() == ["custom"]
