@@ -262,3 +262,14 @@ def test_start_from_a_local_pretrained_llm_directory(tmp_path):
     assert all(0 <= c < 64 for c in codes)
     again = TTSLM.from_pretrained(lm.save_pretrained(tmp_path / "tts-lm"))
     assert again.generate([lm.tokenizer.encode_text("Nine.")], sampling=SamplingConfig(max_ratio=3.0))[0] == codes
+
+
+def test_vectorised_sampling_equals_row_by_row():
+    from tts.sampling import sample_batch
+
+    logits = torch.randn(4, 50, generator=torch.Generator().manual_seed(0)) * 3
+    hist = [[1, 2], [], [3] * 5, [int(logits[3].argmax())]]
+    cfg = SamplingConfig()
+    batch = sample_batch(logits, hist, cfg, [torch.Generator().manual_seed(10 + i) for i in range(4)])
+    rows = [sample_next(logits[i], hist[i], cfg, torch.Generator().manual_seed(10 + i)) for i in range(4)]
+    assert batch == rows

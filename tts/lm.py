@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tts.sampling import SamplingConfig, sample_next
+from tts.sampling import SamplingConfig, sample_batch, sample_next
 from tts.tokenizer import TTSTokenizer
 
 IGNORE = -100
@@ -347,16 +347,23 @@ class TTSLM(nn.Module):
             allowed[:, v.speech_offset :] = 0
             allowed[:, v.audio_eos] = 0
             logits = logits + allowed
+            early = torch.tensor([len(o) < m for o, m in zip(outputs, min_len, strict=True)])
+            logits[early, v.audio_eos] = float("-inf")  # no end before the minimum length
+            live = [i for i in range(B) if not done[i]]
+            drawn = dict(
+                zip(
+                    live,
+                    sample_batch(logits[live], [outputs[i] for i in live], sampling, [gens[i] for i in live]),
+                    strict=True,
+                )
+            )
             nxt, new = [], []
             for i in range(B):
                 if done[i]:
                     nxt.append(v.pad)
                     new.append(None)
                     continue
-                row = logits[i].clone()
-                if len(outputs[i]) < min_len[i]:
-                    row[v.audio_eos] = float("-inf")
-                token = sample_next(row, outputs[i], sampling, gens[i])
+                token = drawn[i]
                 if token == v.audio_eos or len(outputs[i]) + 1 >= max_len[i]:
                     done[i] = True
                 if token != v.audio_eos:

@@ -31,27 +31,40 @@ class SamplingConfig:
 
 def nucleus(logits: torch.Tensor, top_p: float, top_k: int) -> torch.Tensor:
     """Log-probabilities restricted to the top-k tokens whose cumulative probability stays within top_p (the
-    first token is always kept); -inf elsewhere. (V,) -> (V,)."""
+    first token is always kept); -inf elsewhere. (..., V) -> (..., V)."""
     probs = logits.float().softmax(-1)
-    sorted_p, order = probs.sort(descending=True)
+    sorted_p, order = probs.sort(dim=-1, descending=True)
     keep = (sorted_p.cumsum(-1) - sorted_p) < top_p
-    keep[top_k:] = False
-    keep[0] = True
-    out = torch.full_like(logits, float("-inf"), dtype=torch.float)
-    out[order[keep]] = sorted_p[keep].log()
-    return out
+    keep[..., top_k:] = False
+    keep[..., 0] = True
+    kept = torch.where(keep, sorted_p, torch.zeros_like(sorted_p))
+    out = torch.zeros_like(probs).scatter(-1, order, kept)
+    return torch.where(out > 0, out.log(), torch.full_like(out, float("-inf")))
 
 
-def _draw(logp: torch.Tensor, generator: torch.Generator) -> int:
-    return int(torch.multinomial(logp.softmax(-1), 1, generator=generator))
+def _inverse_cdf(logp: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Rows of (B, V) log-probabilities (any scale) sampled with uniforms u (B,) in [0, 1)."""
+    cdf = logp.softmax(-1).cumsum(-1)
+    idx = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1)).squeeze(-1)
+    return idx.clamp_max(logp.shape[-1] - 1)
+
+
+def sample_batch(
+    logits: torch.Tensor, histories: list[list[int]], cfg: SamplingConfig, generators: list[torch.Generator]
+) -> list[int]:
+    """One token per row of (B, V) ``logits``, vectorised. Each row draws exactly two uniforms from its own
+    generator per call (nucleus, then RAS's re-draw), so an item's tokens do not depend on the batch it is in."""
+    logits = logits.float() / max(cfg.temperature, 1e-5)
+    u = torch.tensor([[float(torch.rand(1, generator=g)), float(torch.rand(1, generator=g))] for g in generators])
+    tokens = _inverse_cdf(nucleus(logits, cfg.top_p, cfg.top_k), u[:, 0])
+    if cfg.method == "ras":
+        need = max(1, int(cfg.tau_r * cfg.window))
+        repeat = torch.tensor([h[-cfg.window :].count(int(t)) >= need for h, t in zip(histories, tokens, strict=True)])
+        if repeat.any():
+            tokens = torch.where(repeat, _inverse_cdf(logits, u[:, 1]), tokens)
+    return tokens.tolist()
 
 
 def sample_next(logits: torch.Tensor, history: list[int], cfg: SamplingConfig, generator: torch.Generator) -> int:
-    """One token from (V,) ``logits`` given the item's previous output tokens."""
-    logits = logits.float() / max(cfg.temperature, 1e-5)
-    token = _draw(nucleus(logits, cfg.top_p, cfg.top_k), generator)
-    if cfg.method == "ras":
-        recent = history[-cfg.window :]
-        if recent.count(token) >= max(1, int(cfg.tau_r * cfg.window)):
-            token = _draw(logits, generator)
-    return token
+    """One token from (V,) ``logits`` given the item's previous output tokens (:func:`sample_batch` of one)."""
+    return sample_batch(logits[None], [history], cfg, [generator])[0]
