@@ -178,6 +178,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         )
     tts = TTS.from_pretrained(folder, device=args.device)
     text = Path(args.text[1:]).read_text() if args.text.startswith("@") else args.text
+    if not text.strip() and not args.lines:
+        raise ValueError("nothing to say: give the text, @FILE or --lines FILE")
     prompt, prompt_sr = (None, None)
     if args.prompt:
         prompt, prompt_sr = audio.load(args.prompt, mono=True)
@@ -186,6 +188,18 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     options = SynthesisOptions(
         sampling=SamplingConfig(method=args.sampling), n_steps=args.steps, cfg_strength=args.cfg, seed=args.seed
     )
+    if args.lines:  # batch synthesis: one wav per non-empty line of a text file, resumable
+        from tqdm import tqdm
+
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        lines = [line.strip() for line in Path(args.lines).read_text().splitlines() if line.strip()]
+        for i, line in enumerate(tqdm(lines, desc="synthesize", unit="line")):
+            target = out / f"{i:05d}.wav"
+            if not target.exists():
+                audio.save(target, tts.synthesize(line, prompt, prompt_sr, args.prompt_text, options), tts.sample_rate)
+        print(f"{len(lines)} lines -> {out}", file=sys.stderr)
+        return 0
     t0 = time.time()
     if args.stream:
         chunks, first = [], None
@@ -518,8 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_pipeline)
 
     s = sub.add_parser("synthesize", help="text -> speech with the token TTS (LM -> flow -> vocoder)")
-    s.add_argument("text", help="the text, or @FILE to read it from a file")
-    s.add_argument("-o", "--output", required=True, help="output .wav")
+    s.add_argument("text", nargs="?", default="", help="the text, or @FILE to read it from a file")
+    s.add_argument("-o", "--output", required=True, help="output .wav (a folder with --lines)")
+    s.add_argument("--lines", default=None, help="a text file: synthesize each line into OUTPUT/00000.wav, ...")
     s.add_argument("--model", default=None, help="TTS folder with pipeline.json (default: bundled)")
     s.add_argument("--prompt", default=None, help="prompt audio for zero-shot voice continuation")
     s.add_argument("--prompt-text", default=None, help="what the prompt audio says")

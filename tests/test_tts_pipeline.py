@@ -111,6 +111,21 @@ def test_synthesize_cli(tts, tmp_path):
         )
         assert rc == 0 and audio.info(out).duration > 0
     assert main(["synthesize", "x", "-o", str(tmp_path / "x.wav"), "--model", str(tmp_path)]) != 0
+    (tmp_path / "lines.txt").write_text("The quick brown fox.\n\nJumps over the dog.\n")
+    rc = main(
+        [
+            "synthesize",
+            "--lines",
+            str(tmp_path / "lines.txt"),
+            "-o",
+            str(tmp_path / "many"),
+            "--model",
+            str(folder),
+            "--steps",
+            "2",
+        ]
+    )
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "many").iterdir()) == ["00000.wav", "00001.wav"]
 
 
 def test_eval_tts_on_tiny_models(tts, tiny_corpus, tmp_path):
