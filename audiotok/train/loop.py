@@ -1,10 +1,12 @@
-"""One supervised training loop for the single-loss recipes (TTS LM, flow): AdamW + warm-up/cosine, gradient
-clipping, bf16 autocast on CUDA, DDP-ready, resume from ``last.pt`` (model, optimiser, schedule, sampler position,
-RNG), periodic logging, validation and saves.
+"""One supervised training loop for the single-loss recipes (ASR/Whisper, semantic tokenizer, ASR adapters, TTS LM
+and flow, speaker encoder): AdamW + warm-up/cosine, gradient clipping, bf16 autocast on CUDA, DDP-ready, resume from
+``last.pt`` (model, optimiser, schedule, sampler position, RNG, best metric), periodic logging, validation with
+best-checkpoint selection, and saves. (The GAN recipes, with two optimisers, have their own loop.)
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -39,22 +41,32 @@ def run_loop(
     info: DistInfo,
     out_dir: Path,
     model: torch.nn.Module,
-    loss_fn: Callable[[dict], tuple[torch.Tensor, dict]],
+    loss_fn: Callable[[dict], tuple[torch.Tensor, dict] | None],
     loader,
     sampler,
     save_fn: Callable[[Path], None],
     validate_fn: Callable[[], dict] | None = None,
     full_config=None,
+    param_groups: list | None = None,
+    after_step: Callable[[int, float], None] | None = None,
+    select_on: str | None = None,
 ) -> int:
-    """Train ``model`` with ``loss_fn(batch) -> (loss, logs)`` (which should call the DDP-wrapped model) over
-    ``loader`` (batches from ``sampler``; ``loader.dataset.set_epoch`` is called when it exists) until
-    ``cfg.max_steps``. ``save_fn(out_dir)`` writes the inference files (rank 0). Returns the final step."""
+    """Train ``model`` with ``loss_fn(batch) -> (loss, logs)`` (which should call the DDP-wrapped model; ``None``
+    skips the batch) over ``loader`` (batches from ``sampler``; ``loader.dataset.set_epoch`` is called when it
+    exists) until ``cfg.max_steps``. ``save_fn(dir)`` writes the inference files (rank 0) into ``out_dir`` at every
+    save, and into ``out_dir/best`` whenever the validation metric ``select_on`` (lower is better) improves.
+
+    ``param_groups``: optimiser groups (default: every parameter that requires grad); ``after_step(step, lr)`` runs
+    after each optimiser step (proximal updates, rank budgets). Returns the final step."""
     device = info.device
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = param_groups if param_groups is not None else trainable
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = cosine_schedule(opt, cfg.max_steps, cfg.warmup_steps)
     objects = {"model": model, "opt": opt, "sched": sched, "sampler": sampler}
     state = resume_checkpoint(out_dir / "last.pt", objects, info.rank)
     step = state["step"] if state else 0
+    best = state.get("best", math.inf) if state else math.inf  # best validation metric so far
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
     logger = TrainLogger(out_dir, enabled=info.is_main)
     model.train()
@@ -67,11 +79,16 @@ def run_loop(
             consumed += 1
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             with amp:
-                loss, logs = loss_fn(batch)
+                out = loss_fn(batch)
+            if out is None:
+                continue
+            loss, logs = out
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
             opt.step()
+            if after_step is not None:
+                after_step(step, sched.get_last_lr()[0])
             sched.step()
             step += 1
             if not math.isfinite(float(loss.detach())):
@@ -90,15 +107,25 @@ def run_loop(
                     },
                 )
                 t_last = now
-            if info.is_main and validate_fn is not None and step % cfg.valid_every == 0:
-                model.eval()
-                logger.scalars(step, validate_fn(), prefix="valid")
-                model.train()
+            if validate_fn is not None and step % cfg.valid_every == 0:
+                if info.is_main:
+                    model.eval()
+                    metrics = validate_fn()
+                    model.train()
+                    logger.scalars(step, metrics, prefix="valid")
+                    if select_on is not None and metrics.get(select_on, math.inf) < best:
+                        best = float(metrics[select_on])
+                        (out_dir / "best").mkdir(parents=True, exist_ok=True)
+                        save_fn(out_dir / "best")
+                        (out_dir / "best" / "metrics.json").write_text(json.dumps({"step": step, **metrics}))
+                barrier()
             if step % cfg.save_every == 0 or step >= cfg.max_steps:
                 sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": consumed}
                 saved = {k: v for k, v in objects.items() if k != "sampler"}
                 extra = {"config": to_dict(full_config)} if full_config is not None else {}
-                save_checkpoint(out_dir / "last.pt", step, saved, info.is_main, sampler=sampler_state, **extra)
+                save_checkpoint(
+                    out_dir / "last.pt", step, saved, info.is_main, sampler=sampler_state, best=best, **extra
+                )
                 if info.is_main:
                     save_fn(out_dir)
                 barrier()

@@ -14,10 +14,7 @@ Resumes from ``<out_dir>/last.pt``; writes ``model.safetensors`` and openai-whis
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,19 +23,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from whisper.model import Whisper
 
-from audiotok.config import load_config, save_config, to_dict
+from audiotok.config import load_config, save_config
 from audiotok.data.dataset import AudioDataset, collate_audio
 from audiotok.data.manifest import read_manifest
 from audiotok.data.sampler import DurationBatchSampler
-from audiotok.train import (
-    TrainLogger,
-    barrier,
-    cleanup_distributed,
-    cosine_schedule,
-    resume_checkpoint,
-    save_checkpoint,
-    setup_distributed,
-)
+from audiotok.train import barrier, cleanup_distributed, setup_distributed
+from audiotok.train.loop import LoopConfig, run_loop
 from audiotok.whisper import WhisperFrontend, new_whisper, save_openai, save_safetensors, small_dims, transcribe
 from audiotok.whisper import word_error_rate as wer
 
@@ -90,7 +80,9 @@ class WhisperTrainConfig:
     ctc_weight: float = 0.0  # auxiliary character CTC on the encoder output (training only; speeds up alignment)
 
 
-def spec_augment(mel: torch.Tensor, mel_lens: torch.Tensor, cfg: SpecAugment, generator: torch.Generator):
+def spec_augment(
+    mel: torch.Tensor, mel_lens: torch.Tensor, cfg: SpecAugment, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Zero random frequency bands and time spans (within each item's valid frames) of (B, n_mels, T)."""
     mel = mel.clone()
     B, n_mels, _ = mel.shape
@@ -208,7 +200,7 @@ def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
 
 
 def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
-    """The training loop shared by the ASR-loss recipes: data, SpecAugment, DDP, resume, logs, saves."""
+    """The data, front end and SpecAugment shared by the ASR-loss recipes, on the shared training loop."""
     info = setup_distributed(cfg.device)
     device, out_dir = info.device, Path(cfg.out_dir)
     if info.is_main:
@@ -227,88 +219,44 @@ def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
         dataset.durations, cfg.data.batch_seconds, seed=cfg.seed, rank=info.rank, world_size=info.world_size
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_audio, num_workers=cfg.data.n_workers)
-    if task.param_groups is not None:
-        groups = task.param_groups(cfg.weight_decay)
-    else:
-        groups = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = cosine_schedule(opt, cfg.max_steps, cfg.warmup_steps)
-    objects = {"model": model, "opt": opt, "sched": sched, "sampler": sampler}
-    state = resume_checkpoint(out_dir / "last.pt", objects, info.rank)
-    step = state["step"] if state else 0
-    best = state.get("best", math.inf) if state else math.inf  # best validation metric so far
     net = DDP(model, broadcast_buffers=False) if info.distributed else model
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
-    gen = torch.Generator().manual_seed(cfg.seed * 7919 + info.rank + step)
-    logger = TrainLogger(out_dir, enabled=info.is_main)
-    model.train()
-    t_last, consumed = time.time(), sampler.batches_done
-    while step < cfg.max_steps:
-        epoch = sampler.epoch
-        for batch in loader:
-            consumed += 1
-            if not batch["ids"]:
-                continue
-            wav, lens = batch["audio"].to(device), batch["audio_lens"].to(device)
-            mel = front(wav, lens)
-            mel = spec_augment(mel, torch.div(lens, 160, rounding_mode="floor"), cfg.specaug, gen)
-            with amp:
-                loss, logs = task.loss(net, mel, batch["text"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], cfg.grad_clip
-            )
-            opt.step()
-            if task.after_step is not None:
-                task.after_step(step, sched.get_last_lr()[0])
-            sched.step()
-            step += 1
-            if not math.isfinite(float(loss.detach())):
-                raise FloatingPointError(f"non-finite loss at step {step}")
-            if info.is_main and (step % cfg.log_every == 0 or step == 1):
-                now = time.time()
-                per_step = (now - t_last) / (cfg.log_every if step > 1 else 1)
-                logger.scalars(
-                    step,
-                    {
-                        "loss": loss.detach(),
-                        **logs,
-                        "grad_norm": grad_norm,
-                        "lr": sched.get_last_lr()[0],
-                        "s_per_step": per_step,
-                    },
-                )
-                t_last = now
-            if step % cfg.valid_every == 0:
-                if info.is_main:
-                    metrics = task.validate(front, cfg, device)
-                    logger.scalars(step, metrics, prefix="valid")
-                    if metrics.get(task.select_on, math.inf) < best:
-                        best = float(metrics[task.select_on])
-                        task.save(out_dir / "best")
-                        (out_dir / "best" / "metrics.json").write_text(json.dumps({"step": step, **metrics}))
-                barrier()
-            if step % cfg.save_every == 0 or step >= cfg.max_steps:
-                sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": consumed}
-                saved = {k: v for k, v in objects.items() if k != "sampler"}
-                save_checkpoint(
-                    out_dir / "last.pt",
-                    step,
-                    saved,
-                    info.is_main,
-                    sampler=sampler_state,
-                    config=to_dict(cfg),
-                    best=best,
-                )
-                if info.is_main:
-                    task.save(out_dir)
-                barrier()
-            if step >= cfg.max_steps:
-                break
-        else:
-            consumed = 0
-    logger.close()
+
+    def loss_fn(batch: dict):
+        if not batch["ids"]:  # every file of the batch failed to load
+            return None
+        with torch.autocast(device.type, enabled=False):  # the log-mel in fp32
+            mel = front(batch["audio"], batch["audio_lens"])
+        # SpecAugment draws from the global RNG, which the checkpoint saves and restores
+        mel = spec_augment(mel, torch.div(batch["audio_lens"], 160, rounding_mode="floor"), cfg.specaug)
+        return task.loss(net, mel, batch["text"])
+
+    loop = LoopConfig(
+        lr=cfg.lr,
+        betas=(0.9, 0.999),
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps,
+        max_steps=cfg.max_steps,
+        grad_clip=cfg.grad_clip,
+        log_every=cfg.log_every,
+        valid_every=cfg.valid_every,
+        save_every=cfg.save_every,
+        bf16=cfg.bf16,
+    )
+    step = run_loop(
+        loop,
+        info,
+        out_dir,
+        model,
+        loss_fn,
+        loader,
+        sampler,
+        task.save,
+        validate_fn=lambda: task.validate(front, cfg, device),
+        full_config=cfg,
+        param_groups=task.param_groups(cfg.weight_decay) if task.param_groups is not None else None,
+        after_step=task.after_step,
+        select_on=task.select_on,
+    )
     barrier()
     cleanup_distributed()
     return {"step": step, "out_dir": str(out_dir)}
