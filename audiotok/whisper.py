@@ -141,6 +141,18 @@ def text_targets(texts: list[str], tokenizer, n_text_ctx: int, device=None) -> t
     return y_in.to(device), y_out.to(device)
 
 
+def corrupt_tokens(y_in: torch.Tensor, p: float, n_prefix: int, n_text: int) -> torch.Tensor:
+    """Teacher-forcing inputs (B, L) with a share ``p`` of the text tokens (after the ``n_prefix`` task tokens,
+    below ``n_text`` = the first special token) replaced by random text tokens, so that the decoder has to listen
+    rather than recite (draws from the global RNG). Padding and special tokens are kept."""
+    if p <= 0:
+        return y_in
+    text = torch.zeros_like(y_in, dtype=torch.bool)
+    text[:, n_prefix:] = y_in[:, n_prefix:] < n_text
+    hit = text & (torch.rand(y_in.shape, device=y_in.device) < p)
+    return torch.where(hit, torch.randint(0, n_text, y_in.shape, device=y_in.device), y_in)
+
+
 def asr_loss(
     model: Whisper, mel: torch.Tensor, texts: list[str], audio_features: torch.Tensor | None = None
 ) -> torch.Tensor:

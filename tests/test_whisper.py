@@ -12,6 +12,7 @@ from audiotok.data.prepare import prepare
 from audiotok.whisper import (
     WhisperFrontend,
     asr_loss,
+    corrupt_tokens,
     load_whisper,
     new_whisper,
     save_openai,
@@ -105,9 +106,24 @@ def test_recipe_with_auxiliary_ctc_exports_a_plain_whisper(wav_tree, tmp_path):
             f"out_dir={out}",
             "max_steps=2",
             "ctc_weight=0.3",
+            "token_noise=0.2",
+            "label_smoothing=0.1",
         ]
     )
     logs = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert all("ctc" in r and r["ctc"] > 0 for r in logs)
     model = whisper.load_model(str(out / "whisper.pt"), device="cpu")  # the CTC head is not in the export
     assert not any("ctc" in k for k in model.state_dict())
+
+
+def test_token_noise_replaces_only_text_tokens():
+    tok = tokenizer_for(_tiny())
+    y_in, _ = text_targets(["a cat sat on the mat", "hi"], tok, 64)
+    n_prefix = len(tok.sot_sequence_including_notimestamps)
+    torch.manual_seed(0)
+    assert torch.equal(corrupt_tokens(y_in, 0.0, n_prefix, tok.eot), y_in)
+    noisy = corrupt_tokens(y_in, 1.0, n_prefix, tok.eot)
+    text = torch.zeros_like(y_in, dtype=torch.bool)
+    text[:, n_prefix:] = y_in[:, n_prefix:] < tok.eot
+    assert torch.equal(noisy[~text], y_in[~text])  # task prefix and eot padding untouched
+    assert (noisy[text] < tok.eot).all() and (noisy[text] != y_in[text]).float().mean() > 0.9

@@ -38,7 +38,7 @@ def adapt_task(cfg: AdaptConfig) -> ASRTask:
     adapter = Adapter(model, cfg.adapter)
 
     def loss(net, mel, texts):
-        ce = teacher_forced_loss(net, model, mel, texts)
+        ce, _ = teacher_forced_loss(net, model, mel, texts, cfg)
         reg = adapter.regularizer()
         return ce + reg, {"ce": ce.detach(), "reg": reg.detach()}
 

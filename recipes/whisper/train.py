@@ -78,6 +78,8 @@ class WhisperTrainConfig:
     device: str = "auto"
     bf16: bool = True
     ctc_weight: float = 0.0  # auxiliary character CTC on the encoder output (training only; speeds up alignment)
+    token_noise: float = 0.0  # share of the decoder's input text tokens replaced by random ones (training only)
+    label_smoothing: float = 0.0
 
 
 def spec_augment(
@@ -177,26 +179,9 @@ def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
     def valid(front, cfg_, device):
         return validate(model, front, cfg_, device)
 
-    if cfg.ctc_weight <= 0:
-        loss = lambda net, mel, texts: (teacher_forced_loss(net, model, mel, texts), {})  # noqa: E731
-        return ASRTask(model, model, loss, save, valid)
-
-    import torch.nn.functional as F
-
-    from audiotok.whisper import IGNORE, text_targets, tokenizer_for
-
-    wrapped = WhisperWithCTC(model)
-
-    def loss_with_ctc(net, mel, texts):
-        y_in, y_out = text_targets(texts, tokenizer_for(model), model.dims.n_text_ctx, mel.device)
-        logits, log_probs = net(mel, y_in)
-        ce = F.cross_entropy(logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE)
-        targets, target_lens = ctc_targets(texts, mel.device)
-        frames = torch.full((len(texts),), log_probs.shape[0], dtype=torch.long, device=mel.device)
-        ctc = F.ctc_loss(log_probs, targets, frames, target_lens, zero_infinity=True)
-        return ce + cfg.ctc_weight * ctc, {"ce": ce.detach(), "ctc": ctc.detach()}
-
-    return ASRTask(wrapped, model, loss_with_ctc, save, valid)
+    net_model = WhisperWithCTC(model) if cfg.ctc_weight > 0 else model
+    loss = lambda net, mel, texts: teacher_forced_loss(net, model, mel, texts, cfg)  # noqa: E731
+    return ASRTask(net_model, model, loss, save, valid)
 
 
 def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
@@ -262,16 +247,29 @@ def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
     return {"step": step, "out_dir": str(out_dir)}
 
 
-def teacher_forced_loss(net, model: Whisper, mel: torch.Tensor, texts: list[str]) -> torch.Tensor:
-    """The ASR cross-entropy through ``net`` (the model or its DDP wrapper: Whisper.forward(mel, tokens) gives
-    logits), so that DDP synchronises the gradients."""
+def teacher_forced_loss(net, model: Whisper, mel: torch.Tensor, texts: list[str], cfg: WhisperTrainConfig):
+    """The ASR cross-entropy through ``net`` (the model, a :class:`WhisperWithCTC` or their DDP wrapper, so that DDP
+    synchronises the gradients), plus the character CTC term when ``net`` has the CTC head. -> (loss, logs)."""
     import torch.nn.functional as F
 
-    from audiotok.whisper import IGNORE, text_targets, tokenizer_for
+    from audiotok.whisper import IGNORE, corrupt_tokens, text_targets, tokenizer_for
 
-    y_in, y_out = text_targets(texts, tokenizer_for(model), model.dims.n_text_ctx, mel.device)
-    logits = net(mel, y_in)
-    return F.cross_entropy(logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE)
+    tokenizer = tokenizer_for(model)
+    y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, mel.device)
+    if cfg.token_noise > 0:
+        n_prefix = len(tokenizer.sot_sequence_including_notimestamps)
+        y_in = corrupt_tokens(y_in, cfg.token_noise, n_prefix, tokenizer.eot)
+    out = net(mel, y_in)
+    logits, log_probs = out if isinstance(out, tuple) else (out, None)
+    ce = F.cross_entropy(
+        logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE, label_smoothing=cfg.label_smoothing
+    )
+    if log_probs is None:
+        return ce, {}
+    targets, target_lens = ctc_targets(texts, mel.device)
+    frames = torch.full((len(texts),), log_probs.shape[0], dtype=torch.long, device=mel.device)
+    ctc = F.ctc_loss(log_probs, targets, frames, target_lens, zero_infinity=True)
+    return ce + cfg.ctc_weight * ctc, {"ce": ce.detach(), "ctc": ctc.detach()}
 
 
 def main(argv: list[str] | None = None) -> dict:
