@@ -108,5 +108,16 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     return from_dict(cls, apply_overrides(data, overrides or []))
 
 
+def config_from_args(cls: type[T], argv: list[str] | None = None, description: str | None = None) -> T:
+    """A recipe's command line: ``[--config FILE.yaml] [key.sub=value ...]`` -> the config ``cls``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=None, help=f"YAML of {cls.__name__} fields")
+    ap.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    args = ap.parse_args(argv)
+    return load_config(cls, args.config, args.overrides)
+
+
 def save_config(config: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -13,13 +13,12 @@ at every save and ``best/adapter.safetensors`` at the best validation WER.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from asr.adapters import Adapter, AdapterConfig
-from audiotok.config import load_config
+from audiotok.config import config_from_args
 from audiotok.whisper import load_whisper
 from recipes.whisper.train import ASRTask, WhisperTrainConfig, teacher_forced_loss, train, validate
 
@@ -57,11 +56,7 @@ def adapt_task(cfg: AdaptConfig) -> ASRTask:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
-    return train(load_config(AdaptConfig, args.config, args.overrides), task_builder=adapt_task)
+    return train(config_from_args(AdaptConfig, argv, __doc__), task_builder=adapt_task)
 
 
 if __name__ == "__main__":

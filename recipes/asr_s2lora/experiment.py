@@ -16,7 +16,6 @@ Resumable: finished methods are skipped, unfinished ones resume from their ``las
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from asr.adapters import Adapter, load_adapted
 from asr.report import rank_heatmap, rank_table
-from audiotok.config import apply_overrides, from_dict, load_config, save_config
+from audiotok.config import apply_overrides, config_from_args, from_dict, save_config
 from audiotok.data.manifest import read_manifest, write_manifest
 from audiotok.whisper import evaluate_manifest, load_whisper
 from recipes.asr_s2lora.adapt import AdaptConfig, adapt_task
@@ -165,11 +164,7 @@ def write_report(results: dict, ranks: dict, n_base: int, cfg: ExperimentConfig,
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
-    return run(load_config(ExperimentConfig, args.config, args.overrides))
+    return run(config_from_args(ExperimentConfig, argv, __doc__))
 
 
 if __name__ == "__main__":

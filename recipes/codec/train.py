@@ -17,7 +17,6 @@ Fixes of the released training code, each with a switch to reproduce the origina
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from audiotok.codec.discriminators import DiscriminatorConfig, Discriminators
 from audiotok.codec.model import Codec, codec_config
 from audiotok.codec.quantizer import codebook_usage
-from audiotok.config import load_config, save_config, to_dict
+from audiotok.config import config_from_args, save_config, to_dict
 from audiotok.data.manifest import read_manifest
 from audiotok.metrics import mean_metrics, reconstruction_metrics
 from audiotok.nn.init import data_dependent_init
@@ -167,11 +166,7 @@ def train(cfg: CodecTrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None, help="YAML of CodecTrainConfig fields")
-    ap.add_argument("overrides", nargs="*", help="key.sub=value overrides")
-    args = ap.parse_args(argv)
-    return train(load_config(CodecTrainConfig, args.config, args.overrides))
+    return train(config_from_args(CodecTrainConfig, argv, __doc__))
 
 
 if __name__ == "__main__":

@@ -15,13 +15,12 @@ Writes ``OUT/results.md``/``results.json``. All data are synthetic.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audiotok.config import load_config, save_config
+from audiotok.config import config_from_args, save_config
 from audiotok.data.manifest import write_manifest
 from audiotok.pipeline.rawcorpus import RawCorpusConfig, build_raw_corpus, score_kept
 from audiotok.pipeline.run import PipelineConfig, read_segments, read_transcripts, run_pipeline
@@ -89,11 +88,7 @@ def run(cfg: PipelineExperimentConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
-    return run(load_config(PipelineExperimentConfig, args.config, args.overrides))
+    return run(config_from_args(PipelineExperimentConfig, argv, __doc__))
 
 
 if __name__ == "__main__":

@@ -14,13 +14,12 @@ The training loop is the one of ``recipes/whisper/train.py``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from audiotok.codec.quantizer import codebook_usage
-from audiotok.config import load_config
+from audiotok.config import config_from_args
 from audiotok.hub import save_model
 from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
 from audiotok.whisper import load_whisper
@@ -87,11 +86,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
-    return train(load_config(SemanticTrainConfig, args.config, args.overrides), task_builder=semantic_task)
+    return train(config_from_args(SemanticTrainConfig, argv, __doc__), task_builder=semantic_task)
 
 
 if __name__ == "__main__":

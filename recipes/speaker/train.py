@@ -9,7 +9,6 @@ what the TTS similarity numbers rely on. Writes ``speaker.safetensors`` at every
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from audiotok.config import load_config, save_config
+from audiotok.config import config_from_args, save_config
 from audiotok.data.dataset import AudioDataset, collate_audio
 from audiotok.data.sampler import DurationBatchSampler
 from audiotok.speaker import SpeakerConfig, SpeakerEncoder
@@ -140,11 +139,7 @@ def train(cfg: SpeakerTrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
-    return train(load_config(SpeakerTrainConfig, args.config, args.overrides))
+    return train(config_from_args(SpeakerTrainConfig, argv, __doc__))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ validation loss; ``flow.safetensors`` at every save.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from audiotok.config import load_config, save_config
+from audiotok.config import config_from_args, save_config
 from audiotok.data.features import MelSpectrogram
 from audiotok.data.sampler import DurationBatchSampler
 from audiotok.train import barrier, cleanup_distributed, setup_distributed
@@ -140,11 +139,7 @@ def train(cfg: FlowTrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
-    return train(load_config(FlowTrainConfig, args.config, args.overrides))
+    return train(config_from_args(FlowTrainConfig, argv, __doc__))
 
 
 if __name__ == "__main__":

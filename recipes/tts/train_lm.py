@@ -12,7 +12,6 @@ token accuracy; every save writes the standard HF directory ``<out_dir>/lm`` (``
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from audiotok.config import load_config, save_config
+from audiotok.config import config_from_args, save_config
 from audiotok.data.sampler import DurationBatchSampler
 from audiotok.train import barrier, cleanup_distributed, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
@@ -132,11 +131,7 @@ def train(cfg: LMTrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
-    return train(load_config(LMTrainConfig, args.config, args.overrides))
+    return train(config_from_args(LMTrainConfig, argv, __doc__))
 
 
 if __name__ == "__main__":

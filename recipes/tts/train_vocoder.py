@@ -11,7 +11,6 @@ is written at every save.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from audiotok.codec.discriminators import DiscriminatorConfig, Discriminators
-from audiotok.config import load_config, save_config
+from audiotok.config import config_from_args, save_config
 from audiotok.data.features import MelSpectrogram
 from audiotok.metrics import mean_metrics, reconstruction_metrics
 from audiotok.train import barrier, cleanup_distributed, setup_distributed
@@ -92,11 +91,7 @@ def train(cfg: VocoderTrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
-    return train(load_config(VocoderTrainConfig, args.config, args.overrides))
+    return train(config_from_args(VocoderTrainConfig, argv, __doc__))
 
 
 if __name__ == "__main__":

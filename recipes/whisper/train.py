@@ -13,7 +13,6 @@ Resumes from ``<out_dir>/last.pt``; writes ``model.safetensors`` and openai-whis
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from whisper.model import Whisper
 
-from audiotok.config import load_config, save_config
+from audiotok.config import config_from_args, save_config
 from audiotok.data.dataset import AudioDataset, collate_audio
 from audiotok.data.manifest import read_manifest
 from audiotok.data.sampler import DurationBatchSampler
@@ -273,11 +272,7 @@ def teacher_forced_loss(net, model: Whisper, mel: torch.Tensor, texts: list[str]
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
-    return train(load_config(WhisperTrainConfig, args.config, args.overrides))
+    return train(config_from_args(WhisperTrainConfig, argv, __doc__))
 
 
 if __name__ == "__main__":
