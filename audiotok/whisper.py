@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -167,9 +167,19 @@ def asr_loss(
 
 @torch.no_grad()
 def transcribe(
-    model: Whisper, mel: torch.Tensor, beam_size: int | None = None, audio_features: torch.Tensor | None = None
+    model: Whisper,
+    mel: torch.Tensor,
+    beam_size: int | None = None,
+    audio_features: torch.Tensor | None = None,
+    fallback_beam: int | None = 5,
+    compression_ratio_threshold: float = 2.4,
 ) -> list[str]:
-    """Batched decoding of mel (B, n_mels, 2 * n_audio_ctx) (greedy, or beam search with ``beam_size``)."""
+    """Batched decoding of mel (B, n_mels, 2 * n_audio_ctx) (greedy, or beam search with ``beam_size``).
+
+    Like openai-whisper's ``transcribe``, a result that looks like a repetition loop — it ran to the length limit
+    without an end token, or its text gzip-compresses better than ``compression_ratio_threshold`` — is decoded
+    again, here with beam search of ``fallback_beam`` (deterministic) instead of a higher sampling temperature;
+    ``None`` turns this off."""
     options = whisper.DecodingOptions(
         language="en", without_timestamps=True, fp16=False, beam_size=beam_size, sample_len=model.dims.n_text_ctx // 2
     )
@@ -177,9 +187,16 @@ def transcribe(
     if beam_size and beam_size > 1 and len(inputs) > 1:
         # openai-whisper 20250625 repeats the tokens but not the audio features per beam: batched beam search
         # fails on a size mismatch, so beams run one utterance at a time
-        return [whisper.decode(model, x[None], options)[0].text for x in inputs]
-    results = whisper.decode(model, inputs, options)
-    return [r.text for r in results]
+        results = [whisper.decode(model, x[None], options)[0] for x in inputs]
+    else:
+        results = whisper.decode(model, inputs, options)
+    texts = [r.text for r in results]
+    if fallback_beam and fallback_beam != beam_size:
+        retry = replace(options, beam_size=fallback_beam)
+        for i, r in enumerate(results):
+            if r.compression_ratio > compression_ratio_threshold or len(r.tokens) >= options.sample_len:
+                texts[i] = whisper.decode(model, inputs[i : i + 1], retry)[0].text
+    return texts
 
 
 def save_openai(model: Whisper, path: str | os.PathLike, half: bool = False) -> Path:

@@ -127,3 +127,16 @@ def test_token_noise_replaces_only_text_tokens():
     text[:, n_prefix:] = y_in[:, n_prefix:] < tok.eot
     assert torch.equal(noisy[~text], y_in[~text])  # task prefix and eot padding untouched
     assert (noisy[text] < tok.eot).all() and (noisy[text] != y_in[text]).float().mean() > 0.9
+
+
+def test_transcribe_retries_runaway_greedy_results_with_beam_search():
+    model = _tiny().eval()
+    torch.manual_seed(0)
+    mel = torch.randn(2, model.dims.n_mels, 2 * model.dims.n_audio_ctx)
+    options = whisper.DecodingOptions(language="en", without_timestamps=True, fp16=False, sample_len=8)
+    model.dims.n_text_ctx = 16  # sample_len = n_text_ctx // 2 = 8 tokens
+    greedy = whisper.decode(model, mel, options)
+    assert all(len(r.tokens) >= 8 for r in greedy)  # a random model never ends: every result hits the limit
+    beam = transcribe(model, mel, beam_size=2, fallback_beam=None)
+    assert transcribe(model, mel, fallback_beam=2) == beam
+    assert transcribe(model, mel, fallback_beam=None) == [r.text for r in greedy]
