@@ -23,7 +23,7 @@ from audiotok.whisper import (
     transcribe,
     word_error_rate,
 )
-from recipes.whisper.train import main
+from recipes.whisper.train import guided_attention_loss, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,10 +108,11 @@ def test_recipe_with_auxiliary_ctc_exports_a_plain_whisper(wav_tree, tmp_path):
             "ctc_weight=0.3",
             "token_noise=0.2",
             "label_smoothing=0.1",
+            "guided_attention=1.0",
         ]
     )
     logs = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
-    assert all("ctc" in r and r["ctc"] > 0 for r in logs)
+    assert all("ctc" in r and r["ctc"] > 0 and 0 < r["guided"] < 1 for r in logs)
     model = whisper.load_model(str(out / "whisper.pt"), device="cpu")  # the CTC head is not in the export
     assert not any("ctc" in k for k in model.state_dict())
 
@@ -140,3 +141,20 @@ def test_transcribe_retries_runaway_greedy_results_with_beam_search():
     beam = transcribe(model, mel, beam_size=2, fallback_beam=None)
     assert transcribe(model, mel, fallback_beam=2) == beam
     assert transcribe(model, mel, fallback_beam=None) == [r.text for r in greedy]
+
+
+def test_guided_attention_loss_prefers_the_diagonal_and_penalises_padding():
+    L, T = 6, 20
+    y_out = torch.full((1, L), -100)
+    y_out[0, 1:5] = 7  # 4 rows predict text/eot; rows 0 and 5 (prefix, padding) carry no penalty
+    n_frames = torch.tensor([16])
+    diagonal = torch.zeros(1, 1, L, T)
+    for j, i in enumerate(range(1, 5)):
+        diagonal[0, 0, i, 4 * j + 2] = 1.0  # row j of 4 looks at the middle of its quarter of the 16 frames
+    reversed_ = diagonal.flip(-1).roll(-4, dims=-1)  # the same frames in reverse order
+    padding = torch.zeros(1, 1, L, T)
+    padding[..., 18] = 1.0  # past the 16 valid frames
+    loss = lambda m: float(guided_attention_loss([m], y_out, n_frames, 0.2))  # noqa: E731
+    assert loss(diagonal) < 0.02 and loss(reversed_) > 0.3 and loss(padding) == 1.0
+    diagonal[0, 0, 0] = diagonal[0, 0, 5] = 0.5 / T  # ignored rows change nothing
+    assert loss(diagonal) < 0.02

@@ -36,7 +36,7 @@ def adapt_task(cfg: AdaptConfig) -> ASRTask:
         cfg.adapter.total_step = cfg.max_steps
     adapter = Adapter(model, cfg.adapter)
 
-    def loss(net, mel, texts):
+    def loss(net, mel, texts, audio_lens):
         ce, _ = teacher_forced_loss(net, model, mel, texts, cfg)
         reg = adapter.regularizer()
         return ce + reg, {"ce": ce.detach(), "reg": reg.detach()}

@@ -54,7 +54,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
     cfg.arch.seconds = tc.seconds
     model = SupervisedTokenizerASR(tc, whisper)
 
-    def loss(net, mel, texts):
+    def loss(net, mel, texts, audio_lens):
         out = net(mel, texts)
         usage = codebook_usage(out["codes"].detach(), model.quantizer.codebook_size)
         total = out["asr"] + cfg.commit_weight * out["commit"]

@@ -79,6 +79,8 @@ class WhisperTrainConfig:
     ctc_weight: float = 0.0  # auxiliary character CTC on the encoder output (training only; speeds up alignment)
     token_noise: float = 0.0  # share of the decoder's input text tokens replaced by random ones (training only)
     label_smoothing: float = 0.0
+    guided_attention: float = 0.0  # weight of a diagonal prior on the decoder's cross-attention (training only)
+    guided_sigma: float = 0.2  # its width, in fractions of the utterance
 
 
 def spec_augment(
@@ -130,7 +132,7 @@ class ASRTask:
 
     model: torch.nn.Module  # trained as a whole
     whisper: Whisper  # the Whisper inside it (front end dims, decoding)
-    loss: object  # (net, mel, texts) -> (loss, logs dict)
+    loss: object  # (net, mel, texts, audio_lens) -> (loss, logs dict); audio_lens: 16 kHz samples per item
     save: object  # (out_dir) -> None, writes the inference checkpoints (rank 0)
     validate: object  # (front, cfg, device) -> metrics dict (rank 0)
     param_groups: object = None  # (weight_decay) -> optimiser groups; default: every parameter that requires grad
@@ -179,7 +181,11 @@ def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
         return validate(model, front, cfg_, device)
 
     net_model = WhisperWithCTC(model) if cfg.ctc_weight > 0 else model
-    loss = lambda net, mel, texts: teacher_forced_loss(net, model, mel, texts, cfg)  # noqa: E731
+    probe = CrossAttentionProbe(model) if cfg.guided_attention > 0 else None
+
+    def loss(net, mel, texts, audio_lens):
+        return teacher_forced_loss(net, model, mel, texts, cfg, audio_lens, probe)
+
     return ASRTask(net_model, model, loss, save, valid)
 
 
@@ -212,7 +218,7 @@ def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
             mel = front(batch["audio"], batch["audio_lens"])
         # SpecAugment draws from the global RNG, which the checkpoint saves and restores
         mel = spec_augment(mel, torch.div(batch["audio_lens"], 160, rounding_mode="floor"), cfg.specaug)
-        return task.loss(net, mel, batch["text"])
+        return task.loss(net, mel, batch["text"], batch["audio_lens"])
 
     loop = LoopConfig(
         lr=cfg.lr,
@@ -246,9 +252,58 @@ def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
     return {"step": step, "out_dir": str(out_dir)}
 
 
-def teacher_forced_loss(net, model: Whisper, mel: torch.Tensor, texts: list[str], cfg: WhisperTrainConfig):
+class CrossAttentionProbe:
+    """While ``active``, recomputes (with gradients) the attention weights of every decoder cross-attention on each
+    forward — openai-whisper returns them detached, or not at all under SDPA — into ``maps``: (B, H, L, T) each."""
+
+    def __init__(self, model: Whisper):
+        self.active, self.maps = False, []
+        for block in model.decoder.blocks:
+            block.cross_attn.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output) -> None:
+        if not self.active:
+            return
+        x, xa = inputs[0], inputs[1]
+        q, k = module.query(x), module.key(xa)
+        q = q.view(*q.shape[:2], module.n_head, -1).transpose(1, 2)
+        k = k.view(*k.shape[:2], module.n_head, -1).transpose(1, 2)
+        self.maps.append(torch.softmax((q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5, dim=-1))
+
+
+def guided_attention_loss(
+    maps: list[torch.Tensor], y_out: torch.Tensor, n_frames: torch.Tensor, sigma: float
+) -> torch.Tensor:
+    """Tachibana et al.'s diagonal prior on cross-attention: the mean attention mass outside a band around the
+    straight line from the first text token / audio frame to the last. ``maps``: (B, H, L, T) attention weights,
+    ``y_out`` (B, L) the targets (ignored positions carry no penalty), ``n_frames`` (B,) valid encoder frames;
+    frames past an item's end are always penalised."""
+    from audiotok.whisper import IGNORE
+
+    rows = y_out != IGNORE  # the query positions that predict a text token or eot
+    n_rows = rows.sum(1, keepdim=True).clamp_min(1)
+    pos_text = ((rows.cumsum(1) - 0.5) / n_rows)[:, :, None]  # (B, L, 1)
+    T = maps[0].shape[-1]
+    t = torch.arange(T, device=y_out.device)[None, None, :]
+    pos_audio = (t + 0.5) / n_frames[:, None, None].clamp_min(1)
+    weight = 1 - torch.exp(-((pos_text - pos_audio) ** 2) / (2 * sigma**2))
+    weight = torch.where(t < n_frames[:, None, None], weight, torch.ones_like(weight)) * rows[:, :, None]
+    total = sum((m * weight[:, None]).sum() for m in maps)
+    return total / (rows.sum() * maps[0].shape[1] * len(maps)).clamp_min(1)
+
+
+def teacher_forced_loss(
+    net,
+    model: Whisper,
+    mel: torch.Tensor,
+    texts: list[str],
+    cfg: WhisperTrainConfig,
+    audio_lens: torch.Tensor | None = None,
+    probe: CrossAttentionProbe | None = None,
+):
     """The ASR cross-entropy through ``net`` (the model, a :class:`WhisperWithCTC` or their DDP wrapper, so that DDP
-    synchronises the gradients), plus the character CTC term when ``net`` has the CTC head. -> (loss, logs)."""
+    synchronises the gradients), plus the character CTC term when ``net`` has the CTC head and the guided-attention
+    term with a ``probe`` (needs ``audio_lens``, 16 kHz samples). -> (loss, logs)."""
     import torch.nn.functional as F
 
     from audiotok.whisper import IGNORE, corrupt_tokens, text_targets, tokenizer_for
@@ -258,17 +313,31 @@ def teacher_forced_loss(net, model: Whisper, mel: torch.Tensor, texts: list[str]
     if cfg.token_noise > 0:
         n_prefix = len(tokenizer.sot_sequence_including_notimestamps)
         y_in = corrupt_tokens(y_in, cfg.token_noise, n_prefix, tokenizer.eot)
-    out = net(mel, y_in)
+    if probe is not None:
+        probe.active, probe.maps = True, []
+    try:
+        out = net(mel, y_in)
+    finally:
+        if probe is not None:
+            probe.active = False
     logits, log_probs = out if isinstance(out, tuple) else (out, None)
     ce = F.cross_entropy(
         logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE, label_smoothing=cfg.label_smoothing
     )
-    if log_probs is None:
-        return ce, {}
-    targets, target_lens = ctc_targets(texts, mel.device)
-    frames = torch.full((len(texts),), log_probs.shape[0], dtype=torch.long, device=mel.device)
-    ctc = F.ctc_loss(log_probs, targets, frames, target_lens, zero_infinity=True)
-    return ce + cfg.ctc_weight * ctc, {"ce": ce.detach(), "ctc": ctc.detach()}
+    total, logs = ce, {}
+    if log_probs is not None:
+        targets, target_lens = ctc_targets(texts, mel.device)
+        frames = torch.full((len(texts),), log_probs.shape[0], dtype=torch.long, device=mel.device)
+        ctc = F.ctc_loss(log_probs, targets, frames, target_lens, zero_infinity=True)
+        total, logs = total + cfg.ctc_weight * ctc, {"ce": ce.detach(), "ctc": ctc.detach()}
+    if probe is not None and probe.maps:
+        # 160 samples per mel frame, 2 mel frames per encoder frame
+        n_frames = ((audio_lens.to(mel.device) + 319) // 320).clamp_max(model.dims.n_audio_ctx)
+        guided = guided_attention_loss(probe.maps, y_out, n_frames, cfg.guided_sigma)
+        probe.maps = []
+        total = total + cfg.guided_attention * guided
+        logs = {"ce": ce.detach(), **logs, "guided": guided.detach()}
+    return total, logs
 
 
 def main(argv: list[str] | None = None) -> dict:
