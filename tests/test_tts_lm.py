@@ -193,6 +193,7 @@ def test_lm_recipe_under_two_process_ddp(tiny_corpus, semantic_file, tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "ddp"
     args = [str(root / "recipes/tts/train_lm.py"), *_lm_args(tiny_corpus, semantic_file, out), "loop.max_steps=2"]
+    args.append("data.pack_tokens=256")  # packed rows under DDP
     res = run_two_cpu_ranks([*args, "device=cpu"], port=29557)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (out / "lm" / "model.safetensors").exists()
@@ -273,3 +274,33 @@ def test_vectorised_sampling_equals_row_by_row():
     batch = sample_batch(logits, hist, cfg, [torch.Generator().manual_seed(10 + i) for i in range(4)])
     rows = [sample_next(logits[i], hist[i], cfg, torch.Generator().manual_seed(10 + i)) for i in range(4)]
     assert batch == rows
+
+
+def test_packed_rows_compute_exactly_what_each_sequence_computes_alone(lm, tok):
+    lm.eval()
+    examples = [
+        Example(tok.encode_text("One two three."), [4, 5], [1, 2, 3, 4, 5]),
+        Example(tok.encode_text("Hi."), [], [6, 7]),
+        Example(tok.encode_text("A longer sentence than the others, by far."), [1], list(range(12))),
+        Example(tok.encode_text("Yes."), [2, 3], [8]),
+    ]
+    lengths = [len(lm.sequence(e)[0]) for e in examples]
+    packed = lm.collate(examples, pack_tokens=max(lengths) + 8)
+    assert packed["input_ids"].shape[0] < len(examples)  # some rows hold several sequences
+    assert int((packed["labels"] != -100).sum()) == sum(len(e.target_codes) + 1 for e in examples)
+    with torch.no_grad():
+        logits = lm.model(**{k: packed[k] for k in ("input_ids", "attention_mask", "position_ids")}).logits
+        for e in examples:
+            ids, _ = lm.sequence(e)
+            alone = lm.model(input_ids=torch.tensor([ids])).logits[0]
+            # find the sequence in the packed rows by its ids and first position
+            r, start = next(
+                (r, s)
+                for r in range(packed["input_ids"].shape[0])
+                for s in range(packed["input_ids"].shape[1] - len(ids) + 1)
+                if packed["position_ids"][r, s] == 0 and packed["input_ids"][r, s : s + len(ids)].tolist() == ids
+            )
+            torch.testing.assert_close(logits[r, start : start + len(ids)], alone, atol=1e-4, rtol=1e-4)
+        padded_loss, _ = lm.loss(lm.collate(examples))
+        packed_loss, _ = lm.loss(packed)
+    torch.testing.assert_close(packed_loss, padded_loss, atol=1e-5, rtol=1e-5)

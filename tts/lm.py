@@ -105,6 +105,51 @@ class Example:
     target_codes: list[int] = field(default_factory=list)
 
 
+def pack(seqs: list[tuple[list[int], list[int]]], max_tokens: int, pad: int) -> dict[str, torch.Tensor]:
+    """Sequence packing: (ids, labels) pairs placed first-fit, in order, into rows of at most ``max_tokens`` (a
+    longer sequence gets a row of its own). Returns ``input_ids``, ``labels``, ``position_ids`` (restarting at 0 for
+    each sequence) (R, L) and a (R, 1, L, L) bool ``attention_mask``: causal inside a sequence, nothing across
+    sequences, so a packed row computes exactly what its sequences compute alone."""
+    rows: list[list[int]] = []  # indices into seqs
+    used: list[int] = []
+    for i, (ids, _) in enumerate(seqs):
+        row = next((r for r in range(len(rows)) if used[r] + len(ids) <= max_tokens), None)
+        if row is None:
+            row = len(rows)
+            rows.append([])
+            used.append(0)
+        rows[row].append(i)
+        used[row] += len(ids)
+    R, L = len(rows), max(used)
+    input_ids = torch.full((R, L), pad, dtype=torch.long)
+    labels = torch.full((R, L), IGNORE, dtype=torch.long)
+    positions = torch.zeros(R, L, dtype=torch.long)
+    segment = torch.full((R, L), -1, dtype=torch.long)
+    for r, members in enumerate(rows):
+        start = 0
+        for k, i in enumerate(members):
+            ids, lab = seqs[i]
+            end = start + len(ids)
+            input_ids[r, start:end], labels[r, start:end] = torch.tensor(ids), torch.tensor(lab)
+            positions[r, start:end], segment[r, start:end] = torch.arange(len(ids)), k
+            start = end
+    same = (segment[:, :, None] == segment[:, None, :]) & (segment[:, None, :] >= 0)
+    causal = torch.ones(L, L, dtype=torch.bool).tril()
+    mask = (same & causal)[:, None] | torch.eye(L, dtype=torch.bool)  # padding rows see themselves
+    return {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
+
+
+def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Cross-entropy of ``model`` (an HF causal LM, or its DDP wrapper) on a :meth:`TTSLM.collate` batch, over the
+    labelled (speech) positions, and their next-token accuracy."""
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
+    logits = model(**inputs).logits
+    labels = batch["labels"]
+    ce = nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=IGNORE)
+    valid = labels != IGNORE
+    return ce, {"acc": (logits.detach().argmax(-1)[valid] == labels[valid]).float().mean()}
+
+
 class TTSLM(nn.Module):
     """The HF causal LM plus its tokenizer and the layout logic."""
 
@@ -265,9 +310,12 @@ class TTSLM(nn.Module):
             logits = feed([token])
         return out
 
-    def collate(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        """Right-padded batch: ``input_ids``, ``attention_mask``, ``labels`` (B, L)."""
+    def collate(self, examples: list[Example], pack_tokens: int = 0) -> dict[str, torch.Tensor]:
+        """Right-padded batch: ``input_ids``, ``attention_mask``, ``labels`` (B, L) — one sequence per row; or, with
+        ``pack_tokens``, sequences packed first-fit into rows of at most that many tokens (see :func:`pack`)."""
         seqs = [self.sequence(e) for e in examples]
+        if pack_tokens:
+            return pack(seqs, pack_tokens, self.vocab.pad)
         L = max(len(s) for s, _ in seqs)
         ids = torch.full((len(seqs), L), self.vocab.pad, dtype=torch.long)
         labels = torch.full((len(seqs), L), IGNORE, dtype=torch.long)
@@ -277,13 +325,8 @@ class TTSLM(nn.Module):
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Mean cross-entropy over speech positions, and their next-token accuracy."""
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        labels = batch["labels"]
-        ce = nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=IGNORE)
-        valid = labels != IGNORE
-        acc = (logits.argmax(-1)[valid] == labels[valid]).float().mean()
-        return ce, {"acc": acc.detach()}
+        """Mean cross-entropy over speech positions, and their next-token accuracy (padded or packed batches)."""
+        return lm_loss(self.model, batch)
 
     # ------------------------------------------------------------------------------------------- generation
     @torch.no_grad()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ from audiotok.data.sampler import DurationBatchSampler
 from audiotok.train import barrier, cleanup_distributed, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
 from tts.data import PairDataset, extract_tokens, read_tokens
-from tts.lm import TTSLM, TTSLMConfig
+from tts.lm import TTSLM, TTSLMConfig, lm_loss
 from tts.tokenizer import TTSTokenizer
 
 
@@ -33,7 +34,8 @@ from tts.tokenizer import TTSTokenizer
 class LMData:
     train: str = "data/synth-adult/train.jsonl"
     valid: str = "data/synth-adult/valid.jsonl"
-    batch_tokens: int = 8000  # padded tokens per batch and process
+    batch_tokens: int = 8000  # tokens per batch and process (padded, or packed when pack_tokens > 0)
+    pack_tokens: int = 0  # > 0: pack sequences into rows of this many tokens (no padding waste); 0: one per row
     prompt_prob: float = 0.5
     text_vocab_size: int = 4000
     n_valid: int = 256
@@ -102,15 +104,13 @@ def train(cfg: LMTrainConfig) -> dict:
         rank=info.rank,
         world_size=info.world_size,
     )
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=lm.collate, num_workers=0)
+    loader = DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=partial(lm.collate, pack_tokens=cfg.data.pack_tokens), num_workers=0
+    )
     net = DDP(lm.model) if info.distributed else lm.model
 
     def loss_fn(batch):
-        logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        labels = batch["labels"]
-        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100)
-        valid = labels != -100
-        return loss, {"acc": (logits.detach().argmax(-1)[valid] == labels[valid]).float().mean()}
+        return lm_loss(net, batch)
 
     valid_records = read_tokens(out / "tokens-valid.jsonl")
     step = run_loop(
