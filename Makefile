@@ -38,7 +38,7 @@ app: setup
 	$(PY) app.py
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 test-all: setup
 	$(PY) -m pytest -q -m "not gpu"
