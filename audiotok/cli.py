@@ -369,6 +369,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from audiotok.hub import bundle
+
+    dst = bundle(args.checkpoint, args.name, torch_dtype(args.dtype))
+    print(f"{args.checkpoint} -> {dst} ({dst.stat().st_size / 1e6:.1f} MB); write {dst.parent / 'card.md'} next to it")
+    return 0
+
+
 def torch_dtype(name: str):
     import torch
 
@@ -603,6 +611,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("models", help="list bundled and known models")
     s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("bundle", help="install a trained checkpoint as a bundled default (fp16, by name)")
+    s.add_argument("checkpoint", help="a .safetensors checkpoint of the suite")
+    s.add_argument("name", help="the default's name: codec, semantic, whisper-synth, ...")
+    s.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), default="fp16")
+    s.set_defaults(func=cmd_bundle)
 
     s = sub.add_parser("transcribe", help="transcribe audio (or a manifest, with WER) with a Whisper model + adapter")
     s.add_argument("files", nargs="+", help="audio files, or one .jsonl manifest (then WER is printed)")

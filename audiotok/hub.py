@@ -46,6 +46,20 @@ def resolve_bundled(path: str | os.PathLike) -> Path:
     return path
 
 
+def bundle(src: str | os.PathLike, name: str, dtype: torch.dtype = torch.float16, root: Path = ASSETS) -> Path:
+    """Install the safetensors checkpoint ``src`` as the bundled default ``name``: floating-point tensors cast to
+    ``dtype``, header metadata kept, written to ``<root>/<name>/model.safetensors`` (loads by name afterwards)."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(src)
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_file(str(src)).items()}
+    dst = Path(root) / name / "model.safetensors"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
+    return dst
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The header metadata of a safetensors file."""
     path = Path(path)

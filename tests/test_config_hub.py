@@ -80,3 +80,19 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
 
     with pytest.raises(hub.CheckpointError, match="do not fit"):
         hub.load_model(path, Wider)
+
+
+def test_bundle_installs_an_fp16_copy_that_loads_by_name(tmp_path, monkeypatch):
+    from audiotok.whisper import load_whisper, new_whisper, save_safetensors, small_dims
+
+    model = new_whisper(small_dims(seconds=1.0, n_state=32, n_head=2, n_layer=1, n_text_ctx=16), seed=0)
+    src = save_safetensors(model, tmp_path / "w.safetensors")
+    monkeypatch.setattr(hub, "ASSETS", tmp_path / "assets")
+    dst = hub.bundle(src, "whisper-tiny", root=hub.ASSETS)
+    assert dst == tmp_path / "assets/whisper-tiny/model.safetensors"
+    assert hub.read_metadata(dst) == hub.read_metadata(src)
+    assert dst.stat().st_size < 0.6 * src.stat().st_size  # half the bytes (plus the header)
+    loaded = load_whisper("whisper-tiny")  # by name, through resolve_bundled
+    mel = torch.randn(1, 80, 100)
+    tokens = torch.tensor([[50258, 50259]])
+    torch.testing.assert_close(loaded(mel, tokens), model.eval()(mel, tokens), atol=5e-2, rtol=5e-2)
