@@ -186,7 +186,10 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         if not args.prompt_text:
             raise ValueError("--prompt needs --prompt-text (what the prompt audio says)")
     options = SynthesisOptions(
-        sampling=SamplingConfig(method=args.sampling), n_steps=args.steps, cfg_strength=args.cfg, seed=args.seed
+        sampling=SamplingConfig(method=args.sampling, max_ratio=args.max_ratio),
+        n_steps=args.steps,
+        cfg_strength=args.cfg,
+        seed=args.seed,
     )
     if args.lines:  # batch synthesis: one wav per non-empty line of a text file, resumable
         from tqdm import tqdm
@@ -549,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stream", action="store_true", help="synthesize chunk by chunk (reports first-chunk latency)")
     s.add_argument("--sampling", choices=("ras", "topk"), default="ras")
     s.add_argument("--steps", type=int, default=10, help="flow ODE steps")
+    s.add_argument("--max-ratio", type=float, default=20.0, help="most speech tokens per text token")
     s.add_argument("--cfg", type=float, default=0.7, help="classifier-free guidance strength")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")

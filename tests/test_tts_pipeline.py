@@ -107,7 +107,19 @@ def test_synthesize_cli(tts, tmp_path):
     for extra in ([], ["--stream"]):
         out = tmp_path / f"out{len(extra)}.wav"
         rc = main(
-            ["synthesize", "The quick brown fox.", "-o", str(out), "--model", str(folder), "--steps", "2", *extra]
+            [
+                "synthesize",
+                "The quick brown fox.",
+                "-o",
+                str(out),
+                "--model",
+                str(folder),
+                "--steps",
+                "2",
+                "--max-ratio",
+                "3",
+            ]
+            + extra
         )
         assert rc == 0 and audio.info(out).duration > 0
     assert main(["synthesize", "x", "-o", str(tmp_path / "x.wav"), "--model", str(tmp_path)]) != 0
@@ -123,6 +135,8 @@ def test_synthesize_cli(tts, tmp_path):
             str(folder),
             "--steps",
             "2",
+            "--max-ratio",
+            "3",
         ]
     )
     assert rc == 0 and sorted(p.name for p in (tmp_path / "many").iterdir()) == ["00000.wav", "00001.wav"]
