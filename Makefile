@@ -38,10 +38,10 @@ app: setup
 	$(PY) app.py
 
 test: setup
-	$(PY) -m pytest -q --durations=10
+	$(PY) -m pytest -q -n auto --durations=10
 
 test-all: setup
-	$(PY) -m pytest -q -m "not gpu"
+	$(PY) -m pytest -q -n auto -m "not gpu"
 
 bench: setup
 	$(PY) bench/features.py
