@@ -41,7 +41,7 @@ test: setup
 	$(PY) -m pytest -q -n auto --durations=10
 
 test-all: setup
-	$(PY) -m pytest -q -n auto -m "not gpu"
+	$(PY) -m pytest -q -m "not gpu"
 
 bench: setup
 	$(PY) bench/features.py
