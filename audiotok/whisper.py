@@ -125,11 +125,33 @@ class WhisperFrontend(torch.nn.Module):
         return torch.where(pad, floor, mel)
 
 
-def text_targets(texts: list[str], tokenizer, n_text_ctx: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+TEXT_UNITS = ("bpe", "char")
+
+
+def text_unit(model: Whisper) -> str:
+    """How ``model`` spells its transcripts: ``bpe`` (Whisper's own tokens, the default) or ``char`` (one Whisper
+    token per character — every character is a token of Whisper's vocabulary, so the model and its outputs stay
+    plain openai-whisper; a small model trained from scratch learns 40 symbols far faster than 50k)."""
+    return getattr(model, "text_unit", "bpe")
+
+
+def encode_text(text: str, tokenizer, unit: str = "bpe") -> list[int]:
+    """Token ids of a transcript (with Whisper's leading space) in ``unit``; decoding either gives the text back."""
+    text = " " + text.strip()
+    if unit == "char":
+        return [i for c in text for i in tokenizer.encode(c)]
+    if unit != "bpe":
+        raise ValueError(f"text unit must be one of {TEXT_UNITS}, got {unit!r}")
+    return tokenizer.encode(text)
+
+
+def text_targets(
+    texts: list[str], tokenizer, n_text_ctx: int, device=None, unit: str = "bpe"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher-forcing inputs and targets: ``y_in = sot_sequence + text``, ``y_out = y_in[1:] + eot``; padding
-    is eot in ``y_in`` and -100 (ignored) in ``y_out``."""
+    is eot in ``y_in`` and -100 (ignored) in ``y_out``; ``unit``: see :func:`text_unit`."""
     prefix = list(tokenizer.sot_sequence_including_notimestamps)
-    seqs = [prefix + tokenizer.encode(" " + t.strip())[: n_text_ctx - len(prefix) - 1] for t in texts]
+    seqs = [prefix + encode_text(t, tokenizer, unit)[: n_text_ctx - len(prefix) - 1] for t in texts]
     L = max(len(s) for s in seqs)
     y_in = torch.full((len(seqs), L), tokenizer.eot, dtype=torch.long)
     y_out = torch.full((len(seqs), L), IGNORE, dtype=torch.long)
@@ -159,7 +181,7 @@ def asr_loss(
     """Mean cross-entropy of the transcripts given mel (B, n_mels, 2 * n_audio_ctx) — or given precomputed
     encoder output ``audio_features`` (B, n_audio_ctx, d), e.g. quantized ones."""
     tokenizer = tokenizer_for(model)
-    y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, mel.device)
+    y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, mel.device, text_unit(model))
     features = model.encoder(mel) if audio_features is None else audio_features
     logits = model.decoder(y_in, features)
     return F.cross_entropy(logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE)
@@ -180,8 +202,10 @@ def transcribe(
     without an end token, or its text gzip-compresses better than ``compression_ratio_threshold`` — is decoded
     again, here with beam search of ``fallback_beam`` (deterministic) instead of a higher sampling temperature;
     ``None`` turns this off."""
+    n_ctx = model.dims.n_text_ctx
+    sample_len = n_ctx // 2 if text_unit(model) == "bpe" else n_ctx - 4  # characters: the whole context
     options = whisper.DecodingOptions(
-        language="en", without_timestamps=True, fp16=False, beam_size=beam_size, sample_len=model.dims.n_text_ctx // 2
+        language="en", without_timestamps=True, fp16=False, beam_size=beam_size, sample_len=sample_len
     )
     inputs = mel if audio_features is None else audio_features
     if beam_size and beam_size > 1 and len(inputs) > 1:
@@ -206,7 +230,8 @@ def save_openai(model: Whisper, path: str | os.PathLike, half: bool = False) -> 
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save({"dims": asdict(model.dims), "model_state_dict": state}, tmp)
+        # openai-whisper reads dims and weights and ignores the rest
+        torch.save({"dims": asdict(model.dims), "model_state_dict": state, "text_unit": text_unit(model)}, tmp)
     return path
 
 
@@ -224,7 +249,12 @@ def save_safetensors(model: Whisper, path: str | os.PathLike, dtype: torch.dtype
         save_file(
             state,
             str(tmp),
-            metadata={"format_version": "1", "model_type": "openai-whisper", "config": json.dumps(asdict(model.dims))},
+            metadata={
+                "format_version": "1",
+                "model_type": "openai-whisper",
+                "config": json.dumps(asdict(model.dims)),
+                "text_unit": text_unit(model),
+            },
         )
     return path
 
@@ -244,8 +274,12 @@ def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") ->
             raise ValueError(f"{path}: not a Whisper checkpoint (model_type {meta.get('model_type')!r})")
         model = Whisper(ModelDimensions(**json.loads(meta["config"])))
         model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        model.text_unit = meta.get("text_unit", "bpe")
         return model.to(device).eval()
-    return whisper.load_model(str(path), device=device)
+    model = whisper.load_model(str(path), device=device)
+    if Path(path).is_file():  # our exports say how they spell (openai's own checkpoints: bpe)
+        model.text_unit = torch.load(str(path), map_location="cpu", weights_only=False).get("text_unit", "bpe")
+    return model
 
 
 # ------------------------------------------------------------------------------------ transcription of audio

@@ -109,6 +109,7 @@ def test_recipe_with_auxiliary_ctc_exports_a_plain_whisper(wav_tree, tmp_path):
             "token_noise=0.2",
             "label_smoothing=0.1",
             "guided_attention=1.0",
+            "text_unit=char",
         ]
     )
     logs = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
@@ -158,3 +159,23 @@ def test_guided_attention_loss_prefers_the_diagonal_and_penalises_padding():
     assert loss(diagonal) < 0.02 and loss(reversed_) > 0.3 and loss(padding) == 1.0
     diagonal[0, 0, 0] = diagonal[0, 0, 5] = 0.5 / T  # ignored rows change nothing
     assert loss(diagonal) < 0.02
+
+
+def test_character_unit_round_trips_and_travels_with_the_checkpoints(tmp_path):
+    from audiotok.whisper import encode_text, text_unit
+
+    model = _tiny()
+    tok = tokenizer_for(model)
+    text = "My sister, who's 65, said: You're going!"
+    chars = encode_text(text, tok, "char")
+    assert len(chars) == len(text) + 1 and tok.decode(chars) == " " + text  # one token per character
+    assert tok.decode(encode_text(text, tok)) == " " + text and len(encode_text(text, tok)) < len(chars)
+    y_in, y_out = text_targets([text], tok, 64, unit="char")
+    n_prefix = len(tok.sot_sequence_including_notimestamps)
+    assert y_in[0, n_prefix:].tolist() == chars and y_out[0, -1] == tok.eot
+    assert text_unit(model) == "bpe"
+    model.text_unit = "char"
+    save_openai(model, tmp_path / "w.pt")
+    save_safetensors(model, tmp_path / "w.safetensors")
+    assert text_unit(load_whisper(tmp_path / "w.pt")) == "char" == text_unit(load_whisper(tmp_path / "w.safetensors"))
+    assert text_unit(whisper.load_model(str(tmp_path / "w.pt"), device="cpu")) == "bpe"  # openai-whisper loads it

@@ -39,6 +39,7 @@ class SupervisedConfig:
     codebook_size: int = 4096  # vq only
     fsq_dims: int = 8
     vq_decay: float = 0.99
+    text_unit: str = "bpe"  # how the ASR decoder spells (audiotok.whisper.text_unit)
     extra: dict = field(default_factory=dict)  # free notes (e.g. where the Whisper weights came from)
 
     def dims(self) -> ModelDimensions:
@@ -98,6 +99,7 @@ class SupervisedTokenizerASR(nn.Module):
         super().__init__()
         self.config = c = config
         self.whisper = whisper_model or new_whisper(c.dims())
+        self.whisper.text_unit = c.text_unit
         d = c.n_state
         self.quantizer = (
             TrainableFSQ(d, c.fsq_dims) if c.quantizer == "fsq" else TrainableVQ(d, c.codebook_size, c.vq_decay)

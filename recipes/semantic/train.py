@@ -22,7 +22,7 @@ from audiotok.codec.quantizer import codebook_usage
 from audiotok.config import config_from_args
 from audiotok.hub import save_model
 from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
-from audiotok.whisper import load_whisper
+from audiotok.whisper import load_whisper, text_unit
 from recipes.whisper.train import ASRTask, WhisperTrainConfig, train, validate
 
 
@@ -48,6 +48,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
                 "n_head": d.n_audio_head,
                 "n_layer": d.n_audio_layer,
                 "n_text_ctx": d.n_text_ctx,
+                "text_unit": text_unit(whisper),
             }
         )
     # the shared loop filters utterances by the audio context

@@ -28,7 +28,15 @@ from audiotok.data.manifest import read_manifest
 from audiotok.data.sampler import DurationBatchSampler
 from audiotok.train import barrier, cleanup_distributed, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
-from audiotok.whisper import WhisperFrontend, new_whisper, save_openai, save_safetensors, small_dims, transcribe
+from audiotok.whisper import (
+    WhisperFrontend,
+    load_whisper,
+    new_whisper,
+    save_openai,
+    save_safetensors,
+    small_dims,
+    transcribe,
+)
 from audiotok.whisper import word_error_rate as wer
 
 
@@ -79,6 +87,8 @@ class WhisperTrainConfig:
     ctc_weight: float = 0.0  # auxiliary character CTC on the encoder output (training only; speeds up alignment)
     token_noise: float = 0.0  # share of the decoder's input text tokens replaced by random ones (training only)
     label_smoothing: float = 0.0
+    text_unit: str = "bpe"  # "char": one Whisper token per character (audiotok.whisper.text_unit)
+    init: str | None = None  # start a fresh run from these weights (a Whisper .pt/.safetensors of the same dims)
     guided_attention: float = 0.0  # weight of a diagonal prior on the decoder's cross-attention (training only)
     guided_sigma: float = 0.2  # its width, in fractions of the utterance
 
@@ -172,6 +182,10 @@ def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
     model = new_whisper(
         small_dims(a.n_mels, a.seconds, a.n_state, a.n_head, a.n_layer, n_text_ctx=a.n_text_ctx), seed=cfg.seed
     )
+
+    if cfg.init and not (Path(cfg.out_dir) / "last.pt").exists():
+        model.load_state_dict(load_whisper(cfg.init).state_dict())
+    model.text_unit = cfg.text_unit
 
     def save(out_dir: Path) -> None:
         save_safetensors(model, out_dir / "model.safetensors")
@@ -306,10 +320,10 @@ def teacher_forced_loss(
     term with a ``probe`` (needs ``audio_lens``, 16 kHz samples). -> (loss, logs)."""
     import torch.nn.functional as F
 
-    from audiotok.whisper import IGNORE, corrupt_tokens, text_targets, tokenizer_for
+    from audiotok.whisper import IGNORE, corrupt_tokens, text_targets, text_unit, tokenizer_for
 
     tokenizer = tokenizer_for(model)
-    y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, mel.device)
+    y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, mel.device, text_unit(model))
     if cfg.token_noise > 0:
         n_prefix = len(tokenizer.sot_sequence_including_notimestamps)
         y_in = corrupt_tokens(y_in, cfg.token_noise, n_prefix, tokenizer.eot)
