@@ -276,10 +276,14 @@ def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
         model.text_unit = meta.get("text_unit", "bpe")
         return model.to(device).eval()
-    model = whisper.load_model(str(path), device=device)
-    if Path(path).is_file():  # our exports say how they spell (openai's own checkpoints: bpe)
-        model.text_unit = torch.load(str(path), map_location="cpu", weights_only=False).get("text_unit", "bpe")
-    return model
+    if not path.is_file():  # an official name (from a user's download cache)
+        return whisper.load_model(str(path), device=device)
+    # openai-whisper's {dims, model_state_dict} layout, read once; our exports also say how they spell
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    model = Whisper(ModelDimensions(**ckpt["dims"]))
+    model.load_state_dict(ckpt["model_state_dict"])
+    model.text_unit = ckpt.get("text_unit", "bpe")
+    return model.to(device).eval()
 
 
 # ------------------------------------------------------------------------------------ transcription of audio
