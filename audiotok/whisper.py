@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import string
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -136,13 +137,40 @@ def text_unit(model: Whisper) -> str:
 
 
 def encode_text(text: str, tokenizer, unit: str = "bpe") -> list[int]:
-    """Token ids of a transcript (with Whisper's leading space) in ``unit``; decoding either gives the text back."""
-    text = " " + text.strip()
+    """Token ids of a transcript in ``unit``.
+
+    ``bpe``: Whisper's own tokens, with its leading space; decoding gives the text back. ``char``: one token per
+    character, without the leading space and without the symbols openai-whisper's decoding never emits (its
+    ``suppress_blank`` forbids a leading space, ``suppress_tokens="-1"`` forbids ``"#()*+/:;<=>@[]^_`{|}~``), so
+    that stock ``whisper.decode`` can produce every target; decoding gives the text less those symbols."""
     if unit == "char":
-        return [i for c in text for i in tokenizer.encode(c)]
+        return [i for c in _speakable(text, tokenizer) for i in tokenizer.encode(c)]
     if unit != "bpe":
         raise ValueError(f"text unit must be one of {TEXT_UNITS}, got {unit!r}")
-    return tokenizer.encode(text)
+    return tokenizer.encode(" " + text.strip())
+
+
+def _speakable(text: str, tokenizer) -> str:
+    """``text`` with the characters that openai-whisper suppresses while decoding replaced by spaces (collapsed)."""
+    banned = _suppressed_chars(tokenizer)
+    return " ".join("".join(" " if c in banned else c for c in text).split())
+
+
+def _suppressed_chars(tokenizer) -> frozenset[str]:
+    key = tokenizer.encoding.name
+    if key not in _SUPPRESSED:
+        suppressed = set(tokenizer.non_speech_tokens)
+        _SUPPRESSED[key] = frozenset(c for c in string.printable if any(i in suppressed for i in tokenizer.encode(c)))
+    return _SUPPRESSED[key]
+
+
+_SUPPRESSED: dict[str, frozenset[str]] = {}
+
+
+def char_vocab(tokenizer) -> torch.Tensor:
+    """Token ids of the printable ASCII characters a ``char`` transcript may hold (for decoder input noise)."""
+    banned = _suppressed_chars(tokenizer) | set(string.whitespace[1:])
+    return torch.tensor(sorted({i for c in string.printable if c not in banned for i in tokenizer.encode(c)}))
 
 
 def text_targets(
@@ -163,15 +191,21 @@ def text_targets(
     return y_in.to(device), y_out.to(device)
 
 
-def corrupt_tokens(y_in: torch.Tensor, p: float, n_prefix: int, n_text: int) -> torch.Tensor:
+def corrupt_tokens(
+    y_in: torch.Tensor, p: float, n_prefix: int, n_text: int, vocab: torch.Tensor | None = None
+) -> torch.Tensor:
     """Teacher-forcing inputs (B, L) with a share ``p`` of the text tokens (after the ``n_prefix`` task tokens,
-    below ``n_text`` = the first special token) replaced by random text tokens, so that the decoder has to listen
-    rather than recite (draws from the global RNG). Padding and special tokens are kept."""
+    below ``n_text`` = the first special token) replaced by random text tokens — drawn from ``vocab`` (1-D ids,
+    e.g. :func:`char_vocab`) when given — so that the decoder has to listen rather than recite (draws from the
+    global RNG). Padding and special tokens are kept."""
     if p <= 0:
         return y_in
     text = torch.zeros_like(y_in, dtype=torch.bool)
     text[:, n_prefix:] = y_in[:, n_prefix:] < n_text
     hit = text & (torch.rand(y_in.shape, device=y_in.device) < p)
+    if vocab is not None:
+        vocab = vocab.to(y_in.device)
+        return torch.where(hit, vocab[torch.randint(0, len(vocab), y_in.shape, device=y_in.device)], y_in)
     return torch.where(hit, torch.randint(0, n_text, y_in.shape, device=y_in.device), y_in)
 
 

@@ -12,6 +12,7 @@ from audiotok.data.prepare import prepare
 from audiotok.whisper import (
     WhisperFrontend,
     asr_loss,
+    char_vocab,
     corrupt_tokens,
     load_whisper,
     new_whisper,
@@ -110,12 +111,28 @@ def test_recipe_with_auxiliary_ctc_exports_a_plain_whisper(wav_tree, tmp_path):
             "label_smoothing=0.1",
             "guided_attention=1.0",
             "text_unit=char",
+            "data.concat=true",
         ]
     )
     logs = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert all("ctc" in r and r["ctc"] > 0 and 0 < r["guided"] < 1 for r in logs)
     model = whisper.load_model(str(out / "whisper.pt"), device="cpu")  # the CTC head is not in the export
     assert not any("ctc" in k for k in model.state_dict())
+
+
+def test_concat_utterances_joins_short_items_first_fit_within_both_contexts():
+    from recipes.whisper.train import concat_utterances
+
+    lens = torch.tensor([30, 20, 50, 10])
+    audio = torch.zeros(4, 50)
+    for i, n in enumerate(lens):
+        audio[i, :n] = i + 1
+    out, out_lens, texts = concat_utterances(audio, lens, ["a", "b", "c", "d"], max_len=70, gap=5)
+    assert texts == ["a b d", "c"] and out_lens.tolist() == [30 + 5 + 20 + 5 + 10, 50]
+    assert out[0, :30].eq(1).all() and out[0, 30:35].eq(0).all() and out[0, 35:55].eq(2).all()
+    assert out[0, 60:70].eq(4).all() and out[1, :50].eq(3).all() and out.shape == (2, 70)
+    _, _, texts = concat_utterances(audio, lens, ["a", "b", "c", "d"], 70, 5, fits=lambda t: len(t) <= 3)
+    assert texts == ["a b", "c d"]  # the text context limits a join too
 
 
 def test_token_noise_replaces_only_text_tokens():
@@ -129,6 +146,10 @@ def test_token_noise_replaces_only_text_tokens():
     text[:, n_prefix:] = y_in[:, n_prefix:] < tok.eot
     assert torch.equal(noisy[~text], y_in[~text])  # task prefix and eot padding untouched
     assert (noisy[text] < tok.eot).all() and (noisy[text] != y_in[text]).float().mean() > 0.9
+    chars = char_vocab(tok)
+    noisy = corrupt_tokens(y_in, 1.0, n_prefix, tok.eot, chars)  # character noise for a character model
+    assert torch.isin(noisy[text], chars).all() and torch.equal(noisy[~text], y_in[~text])
+    assert len(chars) == 100 - 23 - 5  # printable ASCII less the suppressed symbols and whitespace but ' '
 
 
 def test_transcribe_retries_runaway_greedy_results_with_beam_search():
@@ -168,7 +189,8 @@ def test_character_unit_round_trips_and_travels_with_the_checkpoints(tmp_path):
     tok = tokenizer_for(model)
     text = "My sister, who's 65, said: You're going!"
     chars = encode_text(text, tok, "char")
-    assert len(chars) == len(text) + 1 and tok.decode(chars) == " " + text  # one token per character
+    # one token per character; no leading space and no ':' (openai-whisper's decoding would never emit them)
+    assert tok.decode(chars) == "My sister, who's 65, said You're going!" and len(chars) == len(text) - 1
     assert tok.decode(encode_text(text, tok)) == " " + text and len(encode_text(text, tok)) < len(chars)
     y_in, y_out = text_targets([text], tok, 64, unit="char")
     n_prefix = len(tok.sot_sequence_including_notimestamps)
