@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import string
+import unicodedata
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -140,9 +141,10 @@ def encode_text(text: str, tokenizer, unit: str = "bpe") -> list[int]:
     """Token ids of a transcript in ``unit``.
 
     ``bpe``: Whisper's own tokens, with its leading space; decoding gives the text back. ``char``: one token per
-    character, without the leading space and without the symbols openai-whisper's decoding never emits (its
-    ``suppress_blank`` forbids a leading space, ``suppress_tokens="-1"`` forbids ``"#()*+/:;<=>@[]^_`{|}~``), so
-    that stock ``whisper.decode`` can produce every target; decoding gives the text less those symbols."""
+    character of printable ASCII (accents dropped), without the leading space and without the symbols
+    openai-whisper's decoding never emits (its ``suppress_blank`` forbids a leading space, ``suppress_tokens="-1"``
+    forbids ``"#()*+/:;<=>@[]^_`{|}~``), so that stock ``whisper.decode`` can produce every target; decoding gives
+    the text less those symbols."""
     if unit == "char":
         return [i for c in _speakable(text, tokenizer) for i in tokenizer.encode(c)]
     if unit != "bpe":
@@ -151,8 +153,10 @@ def encode_text(text: str, tokenizer, unit: str = "bpe") -> list[int]:
 
 
 def _speakable(text: str, tokenizer) -> str:
-    """``text`` with the characters that openai-whisper suppresses while decoding replaced by spaces (collapsed)."""
+    """``text`` in printable ASCII (accents dropped: a character model spells English), with the characters that
+    openai-whisper suppresses while decoding replaced by spaces (collapsed)."""
     banned = _suppressed_chars(tokenizer)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return " ".join("".join(" " if c in banned else c for c in text).split())
 
 

@@ -201,3 +201,31 @@ def test_character_unit_round_trips_and_travels_with_the_checkpoints(tmp_path):
     save_safetensors(model, tmp_path / "w.safetensors")
     assert text_unit(load_whisper(tmp_path / "w.pt")) == "char" == text_unit(load_whisper(tmp_path / "w.safetensors"))
     assert text_unit(whisper.load_model(str(tmp_path / "w.pt"), device="cpu")) == "bpe"  # openai-whisper loads it
+
+
+def test_restricted_cross_entropy_equals_the_full_vocabulary_loss_when_other_rows_are_zero():
+    from recipes.whisper.train import (
+        WhisperWithCTC,
+        char_training_vocab,
+        restricted_cross_entropy,
+        zero_rows_outside,
+    )
+
+    model = _tiny()
+    tok = tokenizer_for(model)
+    vocab = char_training_vocab(tok)
+    zero_rows_outside(model, vocab)
+    emb = model.decoder.token_embedding.weight
+    assert emb[tok.encode(" the")[0]].abs().sum() == 0 and emb[vocab].abs().sum(1).gt(0).all()
+    y_in, y_out = text_targets(["Café au lait, please!", "hi"], tok, 64, unit="char")
+    net = WhisperWithCTC(model, ctc=False)
+    torch.manual_seed(0)
+    mel = torch.randn(2, 80, 2 * model.dims.n_audio_ctx)
+    full, ctc = net(mel, y_in)
+    part, _ = net(mel, y_in, vocab=vocab)
+    assert ctc is None and part.shape == (*y_in.shape, len(vocab))
+    assert torch.allclose(part, full[..., vocab], atol=1e-5)
+    for eps in (0.0, 0.1):
+        ref = torch.nn.functional.cross_entropy(full.transpose(1, 2), y_out, ignore_index=-100, label_smoothing=eps)
+        got = restricted_cross_entropy(part, y_out, vocab, model.dims.n_vocab, eps)
+        assert torch.allclose(got, ref, atol=1e-5), (got, ref)

@@ -13,6 +13,7 @@ Resumes from ``<out_dir>/last.pt``; writes ``model.safetensors`` and openai-whis
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,17 +190,73 @@ CTC_CHARS = " 'abcdefghijklmnopqrstuvwxyz0123456789"  # blank = 0, then these
 
 
 class WhisperWithCTC(torch.nn.Module):
-    """Whisper plus a character CTC head on its encoder output, for training only (the export is the Whisper).
-    ``forward(mel, tokens) -> (decoder logits, CTC log-probs (T, B, n_chars + 1))``."""
+    """Whisper plus a character CTC head on its encoder output (``ctc=True``), for training only (the export is
+    the Whisper). ``forward(mel, tokens, vocab=None) -> (decoder logits, CTC log-probs (T, B, n_chars + 1) or
+    None)``; with ``vocab`` (K,) token ids the logits are only those K columns (B, L, K) — see
+    :func:`restricted_cross_entropy`."""
 
-    def __init__(self, whisper: Whisper):
+    def __init__(self, whisper: Whisper, ctc: bool = True):
         super().__init__()
         self.whisper = whisper
-        self.ctc = torch.nn.Linear(whisper.dims.n_audio_state, len(CTC_CHARS) + 1)
+        self.ctc = torch.nn.Linear(whisper.dims.n_audio_state, len(CTC_CHARS) + 1) if ctc else None
 
-    def forward(self, mel: torch.Tensor, tokens: torch.Tensor):
+    def forward(self, mel: torch.Tensor, tokens: torch.Tensor, vocab: torch.Tensor | None = None):
         audio = self.whisper.encoder(mel)
-        return self.whisper.decoder(tokens, audio), self.ctc(audio).float().log_softmax(-1).transpose(0, 1)
+        if vocab is None:
+            logits = self.whisper.decoder(tokens, audio)
+        else:  # openai-whisper's TextDecoder.forward, projected on the K rows only
+            dec = self.whisper.decoder
+            x = dec.token_embedding(tokens) + dec.positional_embedding[: tokens.shape[-1]]
+            for block in dec.blocks:
+                x = block(x.to(audio.dtype), audio, mask=dec.mask)
+            x = dec.ln(x)
+            logits = x @ dec.token_embedding.weight[vocab].to(x.dtype).T
+        log_probs = None if self.ctc is None else self.ctc(audio).float().log_softmax(-1).transpose(0, 1)
+        return logits, log_probs
+
+
+def char_training_vocab(tokenizer) -> torch.Tensor:
+    """The K token ids a ``char`` model reads and writes: the characters, the task prefix and end-of-text. Every
+    other row of its token embedding is kept at zero (:func:`zero_rows_outside`), which makes the cross-entropy
+    over these K columns plus one constant column exact (:func:`restricted_cross_entropy`)."""
+    from audiotok.whisper import char_vocab
+
+    specials = list(tokenizer.sot_sequence_including_notimestamps) + [tokenizer.eot]
+    return torch.unique(torch.cat([char_vocab(tokenizer), torch.tensor(specials)]))
+
+
+def zero_rows_outside(model: Whisper, vocab: torch.Tensor) -> None:
+    """Zero the token-embedding rows of ``model`` whose ids are not in ``vocab`` (in place, no gradient)."""
+    weight = model.decoder.token_embedding.weight
+    keep = torch.zeros(weight.shape[0], dtype=torch.bool, device=weight.device)
+    keep[vocab.to(weight.device)] = True
+    with torch.no_grad():
+        weight[~keep] = 0
+
+
+def restricted_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, vocab: torch.Tensor, n_vocab: int, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Exactly ``F.cross_entropy`` over all ``n_vocab`` logits (with label smoothing, ignoring -100 targets) when
+    every token outside ``vocab`` has a zero embedding row, hence logit 0: those n_vocab - K logits enter the
+    partition function as one column of log(n_vocab - K). ``logits`` (B, L, K) in ``vocab``'s order, ``targets``
+    (B, L) token ids. For a character model this skips the (B, L, 51865) projection, most of a training step."""
+    from audiotok.whisper import IGNORE
+
+    logits = logits.float()
+    index = torch.full((n_vocab,), -1, dtype=torch.long, device=logits.device)
+    index[vocab.to(logits.device)] = torch.arange(len(vocab), device=logits.device)
+    valid = targets != IGNORE
+    target_idx = index[targets.clamp_min(0)]
+    if bool((valid & (target_idx < 0)).any()):
+        bad = targets[valid & (target_idx < 0)].unique().tolist()
+        raise ValueError(f"target tokens outside the training vocabulary: {bad}")
+    rest = torch.full_like(logits[..., :1], math.log(n_vocab - len(vocab)))
+    log_z = torch.cat([logits, rest], -1).logsumexp(-1)
+    nll = log_z - logits.gather(-1, target_idx.clamp_min(0)[..., None])[..., 0]
+    smooth = log_z - logits.sum(-1) / n_vocab  # mean over the vocabulary of -log p (the others' logits are 0)
+    loss = (1 - label_smoothing) * nll + label_smoothing * smooth
+    return loss[valid].sum() / valid.sum().clamp_min(1)
 
 
 def ctc_targets(texts: list[str], device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,13 +286,20 @@ def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
     def valid(front, cfg_, device):
         return validate(model, front, cfg_, device)
 
-    net_model = WhisperWithCTC(model) if cfg.ctc_weight > 0 else model
+    char = cfg.text_unit == "char"
+    net_model = WhisperWithCTC(model, ctc=cfg.ctc_weight > 0) if cfg.ctc_weight > 0 or char else model
     probe = CrossAttentionProbe(model) if cfg.guided_attention > 0 else None
+    vocab = char_training_vocab(tokenizer_for(model)) if char else None
 
     def loss(net, mel, texts, audio_lens):
-        return teacher_forced_loss(net, model, mel, texts, cfg, audio_lens, probe)
+        return teacher_forced_loss(net, model, mel, texts, cfg, audio_lens, probe, vocab)
 
-    return ASRTask(net_model, model, loss, save, valid)
+    def after_step(step: int, lr: float) -> None:
+        zero_rows_outside(model, vocab)
+
+    if char:
+        zero_rows_outside(model, vocab)
+    return ASRTask(net_model, model, loss, save, valid, after_step=after_step if char else None)
 
 
 def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
@@ -360,10 +424,12 @@ def teacher_forced_loss(
     cfg: WhisperTrainConfig,
     audio_lens: torch.Tensor | None = None,
     probe: CrossAttentionProbe | None = None,
+    vocab: torch.Tensor | None = None,
 ):
     """The ASR cross-entropy through ``net`` (the model, a :class:`WhisperWithCTC` or their DDP wrapper, so that DDP
     synchronises the gradients), plus the character CTC term when ``net`` has the CTC head and the guided-attention
-    term with a ``probe`` (needs ``audio_lens``, 16 kHz samples). -> (loss, logs)."""
+    term with a ``probe`` (needs ``audio_lens``, 16 kHz samples). ``vocab``: the logits are computed on these token
+    ids only (a :class:`WhisperWithCTC` ``net``; see :func:`restricted_cross_entropy`). -> (loss, logs)."""
     import torch.nn.functional as F
 
     from audiotok.whisper import IGNORE, char_vocab, corrupt_tokens, text_targets, text_unit, tokenizer_for
@@ -372,19 +438,22 @@ def teacher_forced_loss(
     y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, mel.device, text_unit(model))
     if cfg.token_noise > 0:
         n_prefix = len(tokenizer.sot_sequence_including_notimestamps)
-        vocab = char_vocab(tokenizer) if text_unit(model) == "char" else None
-        y_in = corrupt_tokens(y_in, cfg.token_noise, n_prefix, tokenizer.eot, vocab)
+        noise = char_vocab(tokenizer) if text_unit(model) == "char" else None
+        y_in = corrupt_tokens(y_in, cfg.token_noise, n_prefix, tokenizer.eot, noise)
     if probe is not None:
         probe.active, probe.maps = True, []
     try:
-        out = net(mel, y_in)
+        out = net(mel, y_in) if vocab is None else net(mel, y_in, vocab=vocab.to(mel.device))
     finally:
         if probe is not None:
             probe.active = False
     logits, log_probs = out if isinstance(out, tuple) else (out, None)
-    ce = F.cross_entropy(
-        logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE, label_smoothing=cfg.label_smoothing
-    )
+    if vocab is None:
+        ce = F.cross_entropy(
+            logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE, label_smoothing=cfg.label_smoothing
+        )
+    else:
+        ce = restricted_cross_entropy(logits, y_out, vocab, model.dims.n_vocab, cfg.label_smoothing)
     total, logs = ce, {}
     if log_probs is not None:
         targets, target_lens = ctc_targets(texts, mel.device)

@@ -1,0 +1,53 @@
+"""Training-step time of a character Whisper: the full 51,865-token output projection vs. the exact restricted
+loss (77 character/task tokens plus one constant column; ``recipes/whisper/train.py:restricted_cross_entropy``).
+
+One forward + backward of encoder, decoder, CTC head and loss on random inputs, sized like the synth config's batch
+(10 inputs of 6 s, 100 characters each; 256-d, 4+4 layers).
+
+    python bench/whisper_step.py [--batch 10] [--chars 100] [--device cpu] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import timed
+
+from audiotok.whisper import new_whisper, small_dims, tokenizer_for
+from recipes.whisper.train import WhisperWithCTC, char_training_vocab, restricted_cross_entropy
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--chars", type=int, default=100)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    model = new_whisper(small_dims(80, 6.0, 256, 4, 4, n_text_ctx=128))
+    net = WhisperWithCTC(model).to(device)
+    vocab = char_training_vocab(tokenizer_for(model)).to(device)
+    mel = torch.randn(args.batch, 80, 2 * model.dims.n_audio_ctx, device=device)
+    tokens = vocab[torch.randint(0, len(vocab), (args.batch, args.chars), device=device)]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def step(restricted: bool):
+        def run():
+            logits, log_probs = net(mel, tokens, vocab=vocab) if restricted else net(mel, tokens)
+            if restricted:
+                ce = restricted_cross_entropy(logits, tokens, vocab, model.dims.n_vocab, 0.1)
+            else:
+                ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), tokens, label_smoothing=0.1)
+            (ce + log_probs.mean()).backward()
+
+        return run
+
+    full = timed(step(False), args.repeats, sync)
+    part = timed(step(True), args.repeats, sync)
+    print(f"device {device}: full projection {full:.3f} s/step, restricted {part:.3f} s/step ({full / part:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
