@@ -208,13 +208,17 @@ def test_restricted_cross_entropy_equals_the_full_vocabulary_loss_when_other_row
         WhisperWithCTC,
         char_training_vocab,
         restricted_cross_entropy,
+        restricted_vocab,
         zero_rows_outside,
     )
 
     model = _tiny()
     tok = tokenizer_for(model)
     vocab = char_training_vocab(tok)
+    model.text_unit = "char"
+    assert restricted_vocab(model) is None  # its other rows are not zero yet
     zero_rows_outside(model, vocab)
+    assert torch.equal(restricted_vocab(model), vocab)
     emb = model.decoder.token_embedding.weight
     assert emb[tok.encode(" the")[0]].abs().sum() == 0 and emb[vocab].abs().sum(1).gt(0).all()
     y_in, y_out = text_targets(["Café au lait, please!", "hi"], tok, 64, unit="char")

@@ -20,7 +20,15 @@ from pathlib import Path
 from asr.adapters import Adapter, AdapterConfig
 from audiotok.config import config_from_args
 from audiotok.whisper import load_whisper
-from recipes.whisper.train import ASRTask, WhisperTrainConfig, teacher_forced_loss, train, validate
+from recipes.whisper.train import (
+    ASRTask,
+    WhisperTrainConfig,
+    WhisperWithCTC,
+    restricted_vocab,
+    teacher_forced_loss,
+    train,
+    validate,
+)
 
 
 @dataclass
@@ -35,9 +43,13 @@ def adapt_task(cfg: AdaptConfig) -> ASRTask:
     if cfg.adapter.method == "adalora" and cfg.adapter.total_step <= 0:
         cfg.adapter.total_step = cfg.max_steps
     adapter = Adapter(model, cfg.adapter)
+    # a character base trained by our recipe: the loss needs only its 77 logits (exact; the rows it leaves at zero
+    # get no gradient, so they stay zero even under full fine-tuning)
+    vocab = restricted_vocab(model)
+    net_model = model if vocab is None else WhisperWithCTC(model, ctc=False)
 
     def loss(net, mel, texts, audio_lens):
-        ce, _ = teacher_forced_loss(net, model, mel, texts, cfg)
+        ce, _ = teacher_forced_loss(net, model, mel, texts, cfg, vocab=vocab)
         reg = adapter.regularizer()
         return ce + reg, {"ce": ce.detach(), "reg": reg.detach()}
 
@@ -45,7 +57,7 @@ def adapt_task(cfg: AdaptConfig) -> ASRTask:
         adapter.save(out_dir / "adapter.safetensors", extra={"base": str(cfg.base)})
 
     return ASRTask(
-        model,
+        net_model,
         model,
         loss,
         save,

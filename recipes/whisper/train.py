@@ -225,6 +225,20 @@ def char_training_vocab(tokenizer) -> torch.Tensor:
     return torch.unique(torch.cat([char_vocab(tokenizer), torch.tensor(specials)]))
 
 
+def restricted_vocab(model: Whisper) -> torch.Tensor | None:
+    """The training vocabulary of a ``char`` model whose other token-embedding rows are all zero (so that
+    :func:`restricted_cross_entropy` is exact for it), else None."""
+    from audiotok.whisper import text_unit
+
+    if text_unit(model) != "char":
+        return None
+    vocab = char_training_vocab(tokenizer_for(model))
+    weight = model.decoder.token_embedding.weight
+    outside = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+    outside[vocab.to(weight.device)] = False
+    return vocab if not bool(weight[outside].any()) else None
+
+
 def zero_rows_outside(model: Whisper, vocab: torch.Tensor) -> None:
     """Zero the token-embedding rows of ``model`` whose ids are not in ``vocab`` (in place, no gradient)."""
     weight = model.decoder.token_embedding.weight
