@@ -199,6 +199,28 @@ def test_lm_recipe_under_two_process_ddp(tiny_corpus, semantic_file, tmp_path):
     assert (out / "lm" / "model.safetensors").exists()
 
 
+def test_lm_recipe_under_two_process_fsdp_saves_full_weights_and_resumes(tiny_corpus, semantic_file, tmp_path):
+    from pathlib import Path
+
+    from audiotok.train.state import load_training_state
+    from tests.conftest import run_two_cpu_ranks
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "fsdp"
+    args = [str(root / "recipes/tts/train_lm.py"), *_lm_args(tiny_corpus, semantic_file, out), "fsdp=true"]
+    res = run_two_cpu_ranks([*args, "loop.max_steps=2", "loop.valid_every=2", "device=cpu"], port=29561)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "sharded over 2 ranks" in res.stdout
+    lm = TTSLM.from_pretrained(out / "lm")  # full (unsharded) weights in the HF directory
+    state = load_training_state(out / "last.pt")
+    assert state["step"] == 2 and set(state["model"]) == {f"model.{k}" for k in lm.model.state_dict()}
+    for k, v in lm.model.state_dict().items():
+        assert torch.equal(state["model"][f"model.{k}"].to(v.dtype), v), k
+    res = run_two_cpu_ranks([*args, "loop.max_steps=3", "device=cpu"], port=29562)  # resumes from full state
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert load_training_state(out / "last.pt")["step"] == 3
+
+
 def test_bistream_layout_interleaves_text_and_speech(tok):
     from dataclasses import replace
 

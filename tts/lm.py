@@ -422,11 +422,12 @@ class TTSLM(nn.Module):
             position = position[:, -1:] + 1
 
     # -------------------------------------------------------------------------------------------------- I/O
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """A standard HF model directory (+ our layout file)."""
+    def save_pretrained(self, folder: str | os.PathLike, state_dict: dict | None = None) -> Path:
+        """A standard HF model directory (+ our layout file); ``state_dict``: the HF model's weights to write
+        instead of its own (e.g. gathered from FSDP shards)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(folder))
+        self.model.save_pretrained(str(folder), state_dict=state_dict)
         self.tokenizer.save(folder)
         (folder / CONFIG_FILE).write_text(json.dumps({"format_version": "1", "config": asdict(self.config)}, indent=1))
         return folder

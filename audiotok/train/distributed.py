@@ -48,6 +48,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_object(obj):
+    """Rank 0's ``obj`` on every rank (``obj`` itself outside a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def cleanup_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

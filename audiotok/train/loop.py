@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from audiotok.config import to_dict
-from audiotok.train.distributed import DistInfo, barrier
+from audiotok.train.distributed import DistInfo, barrier, broadcast_object
+from audiotok.train.fsdp import FullModelState, FullOptimizerState, is_sharded
 from audiotok.train.logging import TrainLogger
 from audiotok.train.schedule import cosine_schedule
 from audiotok.train.state import resume_checkpoint, save_checkpoint
@@ -56,6 +57,10 @@ def run_loop(
     exists) until ``cfg.max_steps``. ``save_fn(dir)`` writes the inference files (rank 0) into ``out_dir`` at every
     save, and into ``out_dir/best`` whenever the validation metric ``select_on`` (lower is better) improves.
 
+    Under FSDP (``model`` holds modules sharded by :mod:`audiotok.train.fsdp`) ``validate_fn`` and ``save_fn`` run
+    on every rank (rank 0 writes; ``save_fn`` gathers the full weights with ``fsdp.full_state_dict``) and
+    ``last.pt`` holds full state dicts.
+
     ``param_groups``: optimiser groups (default: every parameter that requires grad); ``after_step(step, lr)`` runs
     after each optimiser step (proximal updates, rank budgets). Returns the final step."""
     device = info.device
@@ -63,7 +68,12 @@ def run_loop(
     groups = param_groups if param_groups is not None else trainable
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = cosine_schedule(opt, cfg.max_steps, cfg.warmup_steps)
-    objects = {"model": model, "opt": opt, "sched": sched, "sampler": sampler}
+    sharded = is_sharded(model)  # FSDP: forwards and state dicts are collectives, so every rank takes part
+    if sharded:
+        objects = {"model": FullModelState(model), "opt": FullOptimizerState(model, opt), "sched": sched}
+        objects["sampler"] = sampler
+    else:
+        objects = {"model": model, "opt": opt, "sched": sched, "sampler": sampler}
     state = resume_checkpoint(out_dir / "last.pt", objects, info.rank)
     step = state["step"] if state else 0
     best = state.get("best", math.inf) if state else math.inf  # best validation metric so far
@@ -108,16 +118,21 @@ def run_loop(
                 )
                 t_last = now
             if validate_fn is not None and step % cfg.valid_every == 0:
-                if info.is_main:
+                if info.is_main or sharded:
                     model.eval()
                     metrics = validate_fn()
                     model.train()
-                    logger.scalars(step, metrics, prefix="valid")
-                    if select_on is not None and metrics.get(select_on, math.inf) < best:
+                    improved = select_on is not None and metrics.get(select_on, math.inf) < best
+                    if sharded:  # rank 0 decides for all
+                        improved = broadcast_object(improved)
+                    if info.is_main:
+                        logger.scalars(step, metrics, prefix="valid")
+                    if improved:
                         best = float(metrics[select_on])
                         (out_dir / "best").mkdir(parents=True, exist_ok=True)
                         save_fn(out_dir / "best")
-                        (out_dir / "best" / "metrics.json").write_text(json.dumps({"step": step, **metrics}))
+                        if info.is_main:
+                            (out_dir / "best" / "metrics.json").write_text(json.dumps({"step": step, **metrics}))
                 barrier()
             if step % cfg.save_every == 0 or step >= cfg.max_steps:
                 sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": consumed}
@@ -126,7 +141,7 @@ def run_loop(
                 save_checkpoint(
                     out_dir / "last.pt", step, saved, info.is_main, sampler=sampler_state, best=best, **extra
                 )
-                if info.is_main:
+                if info.is_main or sharded:
                     save_fn(out_dir)
                 barrier()
             if step >= cfg.max_steps:

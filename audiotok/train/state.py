@@ -56,8 +56,9 @@ def gather_rng_states() -> list[dict]:
 def save_checkpoint(path: str | os.PathLike, step: int, objects: dict, is_main: bool, **extra) -> None:
     """Collective: gather RNG states, then rank 0 writes ``{step, <name>: obj.state_dict(), rng, **extra}``."""
     rngs = gather_rng_states()
+    states = {k: o.state_dict() for k, o in objects.items()}  # on every rank: sharded (FSDP) state is a collective
     if is_main:
-        save_training_state(path, step=step, rng=rngs, **{k: o.state_dict() for k, o in objects.items()}, **extra)
+        save_training_state(path, step=step, rng=rngs, **states, **extra)
 
 
 def resume_checkpoint(path: str | os.PathLike, objects: dict, rank: int = 0) -> dict | None:

@@ -6,7 +6,7 @@
 Data: a manifest per split; the first run tokenizes it with ``semantic_tokenizer`` into ``<out_dir>/tokens-*.jsonl``
 (resumable cache) and trains the text BPE on the training texts (``<out_dir>/tokenizer``; reused on resume).
 Batches are bucketed by length under ``batch_tokens`` padded tokens; a prompt of the same speaker is prepended with
-probability ``prompt_prob``. DDP, bf16 on GPU, resume from ``last.pt``, TensorBoard, validation loss and speech
+probability ``prompt_prob``. DDP (or FSDP with ``fsdp=true``, for large configs), bf16 on GPU, resume from ``last.pt``, TensorBoard, validation loss and speech
 token accuracy; every save writes the standard HF directory ``<out_dir>/lm`` (``TTSLM.from_pretrained``).
 """
 
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from audiotok.config import config_from_args, save_config
 from audiotok.data.sampler import DurationBatchSampler
-from audiotok.train import barrier, cleanup_distributed, setup_distributed
+from audiotok.train import barrier, cleanup_distributed, fsdp, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
 from tts.data import PairDataset, extract_tokens, read_tokens
 from tts.lm import TTSLM, TTSLMConfig, lm_loss
@@ -51,6 +51,7 @@ class LMTrainConfig:
     out_dir: str = "runs/tts-lm"
     seed: int = 0
     device: str = "auto"
+    fsdp: bool = False  # under torchrun: shard parameters, gradients and optimiser state (FSDP2) instead of DDP
 
 
 def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
@@ -107,10 +108,21 @@ def train(cfg: LMTrainConfig) -> dict:
     loader = DataLoader(
         dataset, batch_sampler=sampler, collate_fn=partial(lm.collate, pack_tokens=cfg.data.pack_tokens), num_workers=0
     )
-    net = DDP(lm.model) if info.distributed else lm.model
+    sharded = info.distributed and cfg.fsdp
+    if sharded:  # each decoder layer is one FSDP unit; embeddings and head go with the root
+        net = fsdp.shard(lm.model, lm.model.model.layers, device)
+        if info.is_main:
+            print(f"FSDP: {len(lm.model.model.layers)} decoder layers + root sharded over {info.world_size} ranks")
+    else:
+        net = DDP(lm.model) if info.distributed else lm.model
 
     def loss_fn(batch):
         return lm_loss(net, batch)
+
+    def save(folder: Path) -> None:  # rank 0, or every rank under FSDP (gathering the shards is a collective)
+        state = fsdp.full_state_dict(lm.model) if sharded else None
+        if info.is_main:
+            lm.save_pretrained(folder / "lm", state_dict=state)
 
     valid_records = read_tokens(out / "tokens-valid.jsonl")
     step = run_loop(
@@ -121,7 +133,7 @@ def train(cfg: LMTrainConfig) -> dict:
         loss_fn,
         loader,
         sampler,
-        save_fn=lambda d: lm.save_pretrained(d / "lm"),
+        save_fn=save,
         validate_fn=lambda: validate(lm, valid_records, cfg, device),
         full_config=cfg,
     )
