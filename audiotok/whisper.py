@@ -14,6 +14,7 @@ A short ``n_audio_ctx`` is the point of the small models: mel is padded to ``2 *
 from __future__ import annotations
 
 import json
+import math
 import os
 import string
 import unicodedata
@@ -213,15 +214,90 @@ def corrupt_tokens(
     return torch.where(hit, torch.randint(0, n_text, y_in.shape, device=y_in.device), y_in)
 
 
+def decoder_logits(
+    model: Whisper, tokens: torch.Tensor, audio_features: torch.Tensor, vocab: torch.Tensor | None = None
+) -> torch.Tensor:
+    """openai-whisper's decoder forward (no kv-cache): tokens (B, L), encoder output (B, T, d) -> logits
+    (B, L, n_vocab), or only the columns of the token ids ``vocab`` (K,) -> (B, L, K)."""
+    dec = model.decoder
+    if vocab is None:
+        return dec(tokens, audio_features)
+    x = dec.token_embedding(tokens) + dec.positional_embedding[: tokens.shape[-1]]
+    x = x.to(audio_features.dtype)
+    for block in dec.blocks:
+        x = block(x, audio_features, mask=dec.mask)
+    x = dec.ln(x)
+    return x @ dec.token_embedding.weight[vocab.to(x.device)].to(x.dtype).T
+
+
+def char_training_vocab(tokenizer) -> torch.Tensor:
+    """The K token ids a ``char`` model reads and writes: the characters, the task prefix and end-of-text. Every
+    other row of its token embedding is kept at zero (:func:`zero_rows_outside`), which makes the cross-entropy
+    over these K columns plus one constant column exact (:func:`restricted_cross_entropy`)."""
+    specials = list(tokenizer.sot_sequence_including_notimestamps) + [tokenizer.eot]
+    return torch.unique(torch.cat([char_vocab(tokenizer), torch.tensor(specials)]))
+
+
+def restricted_vocab(model: Whisper) -> torch.Tensor | None:
+    """The training vocabulary of a ``char`` model whose other token-embedding rows are all zero (so that
+    :func:`restricted_cross_entropy` is exact for it), else None."""
+    if text_unit(model) != "char":
+        return None
+    vocab = char_training_vocab(tokenizer_for(model))
+    weight = model.decoder.token_embedding.weight
+    outside = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+    outside[vocab.to(weight.device)] = False
+    return vocab if not bool(weight[outside].any()) else None
+
+
+def zero_rows_outside(model: Whisper, vocab: torch.Tensor) -> None:
+    """Zero the token-embedding rows of ``model`` whose ids are not in ``vocab`` (in place, no gradient)."""
+    weight = model.decoder.token_embedding.weight
+    keep = torch.zeros(weight.shape[0], dtype=torch.bool, device=weight.device)
+    keep[vocab.to(weight.device)] = True
+    with torch.no_grad():
+        weight[~keep] = 0
+
+
+def restricted_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, vocab: torch.Tensor, n_vocab: int, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Exactly ``F.cross_entropy`` over all ``n_vocab`` logits (with label smoothing, ignoring -100 targets) when
+    every token outside ``vocab`` has a zero embedding row, hence logit 0: those n_vocab - K logits enter the
+    partition function as one column of log(n_vocab - K). ``logits`` (B, L, K) in ``vocab``'s order, ``targets``
+    (B, L) token ids. For a character model this skips the (B, L, 51865) projection, most of a training step."""
+    logits = logits.float()
+    index = torch.full((n_vocab,), -1, dtype=torch.long, device=logits.device)
+    index[vocab.to(logits.device)] = torch.arange(len(vocab), device=logits.device)
+    valid = targets != IGNORE
+    target_idx = index[targets.clamp_min(0)]
+    if bool((valid & (target_idx < 0)).any()):
+        bad = targets[valid & (target_idx < 0)].unique().tolist()
+        raise ValueError(f"target tokens outside the training vocabulary: {bad}")
+    rest = torch.full_like(logits[..., :1], math.log(n_vocab - len(vocab)))
+    log_z = torch.cat([logits, rest], -1).logsumexp(-1)
+    nll = log_z - logits.gather(-1, target_idx.clamp_min(0)[..., None])[..., 0]
+    smooth = log_z - logits.sum(-1) / n_vocab  # mean over the vocabulary of -log p (the others' logits are 0)
+    loss = (1 - label_smoothing) * nll + label_smoothing * smooth
+    return loss[valid].sum() / valid.sum().clamp_min(1)
+
+
 def asr_loss(
-    model: Whisper, mel: torch.Tensor, texts: list[str], audio_features: torch.Tensor | None = None
+    model: Whisper,
+    mel: torch.Tensor,
+    texts: list[str],
+    audio_features: torch.Tensor | None = None,
+    vocab: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean cross-entropy of the transcripts given mel (B, n_mels, 2 * n_audio_ctx) — or given precomputed
-    encoder output ``audio_features`` (B, n_audio_ctx, d), e.g. quantized ones."""
+    encoder output ``audio_features`` (B, n_audio_ctx, d), e.g. quantized ones. ``vocab``: a character model's
+    :func:`restricted_vocab`, for the same loss on its few logits."""
     tokenizer = tokenizer_for(model)
     y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, mel.device, text_unit(model))
     features = model.encoder(mel) if audio_features is None else audio_features
-    logits = model.decoder(y_in, features)
+    logits = decoder_logits(model, y_in, features, vocab)
+    if vocab is not None:
+        return restricted_cross_entropy(logits, y_out, vocab.to(logits.device), model.dims.n_vocab)
     return F.cross_entropy(logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE)
 
 

@@ -1,5 +1,5 @@
 """Training-step time of a character Whisper: the full 51,865-token output projection vs. the exact restricted
-loss (77 character/task tokens plus one constant column; ``recipes/whisper/train.py:restricted_cross_entropy``).
+loss (77 character/task tokens plus one constant column; ``audiotok.whisper.restricted_cross_entropy``).
 
 One forward + backward of encoder, decoder, CTC head and loss on random inputs, sized like the synth config's batch
 (10 inputs of 6 s, 100 characters each; 256-d, 4+4 layers).
@@ -14,8 +14,8 @@ import argparse
 import torch
 from common import timed
 
-from audiotok.whisper import new_whisper, small_dims, tokenizer_for
-from recipes.whisper.train import WhisperWithCTC, char_training_vocab, restricted_cross_entropy
+from audiotok.whisper import char_training_vocab, new_whisper, restricted_cross_entropy, small_dims, tokenizer_for
+from recipes.whisper.train import WhisperWithCTC
 
 
 def main() -> None:

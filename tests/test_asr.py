@@ -212,9 +212,8 @@ def child_corpus(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("unit", ["bpe", "char"])
 def test_adapt_recipe_runs_two_steps_and_resumes(child_corpus, tmp_path, unit):
-    from audiotok.whisper import tokenizer_for
+    from audiotok.whisper import char_training_vocab, tokenizer_for, zero_rows_outside
     from recipes.asr_s2lora.adapt import main
-    from recipes.whisper.train import char_training_vocab, zero_rows_outside
 
     model = new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=64), seed=0)
     if unit == "char":  # as our recipe trains it: the loss then runs on its 77 logits only

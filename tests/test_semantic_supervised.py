@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
-from audiotok.whisper import WhisperFrontend
+from audiotok.whisper import WhisperFrontend, new_whisper
 from tests.conftest import speechlike
 
 
@@ -76,3 +78,19 @@ def test_recipe_two_steps_resume_and_exported_tokenizer(wav_tree, tmp_path):
     tok = SemanticTokenizer.from_pretrained(out / "tokenizer.safetensors")
     codes, lens = tok.encode([speechlike(16000, 16000)])
     assert lens.tolist() == [25] and tok.codebook_size == 6561
+
+
+def test_a_character_whisper_trains_the_tokenizer_on_its_few_logits_with_the_same_loss():
+    from audiotok.whisper import char_training_vocab, tokenizer_for, zero_rows_outside
+
+    torch.manual_seed(0)
+    cfg = SupervisedConfig(n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=64, quantize_after=1)
+    whisper = new_whisper(cfg.dims())
+    whisper.text_unit = "char"
+    zero_rows_outside(whisper, char_training_vocab(tokenizer_for(whisper)))
+    model = SupervisedTokenizerASR(replace(cfg, text_unit="char", quantizer="fsq"), whisper).eval()
+    assert model.vocab is not None
+    mel = torch.randn(2, 80, 400)
+    fast = model(mel, ["Hello there.", "A cat"])["asr"]
+    model.vocab = None
+    assert torch.allclose(fast, model(mel, ["Hello there.", "A cat"])["asr"], atol=1e-5)

@@ -20,7 +20,7 @@ from torch import nn
 from whisper.model import ModelDimensions, Whisper
 
 from audiotok.semantic.s3 import S3Config, SemanticTokenizer, sinusoids
-from audiotok.whisper import asr_loss, new_whisper, small_dims
+from audiotok.whisper import asr_loss, new_whisper, restricted_vocab, small_dims
 
 
 @dataclass
@@ -105,6 +105,8 @@ class SupervisedTokenizerASR(nn.Module):
             TrainableFSQ(d, c.fsq_dims) if c.quantizer == "fsq" else TrainableVQ(d, c.codebook_size, c.vq_decay)
         )
         self.register_buffer("extra_positions", sinusoids(c.dims().n_audio_ctx, d), persistent=False)
+        # a character Whisper from our recipe: the ASR loss runs on its 77 logits (exact, see restricted_vocab)
+        self.vocab = restricted_vocab(self.whisper)
 
     def tokenize_hidden(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (B, n_mels, 2 * n_audio_ctx) -> hidden before the quantizer (B, L / pool, d)."""
@@ -122,7 +124,8 @@ class SupervisedTokenizerASR(nn.Module):
         h = self.tokenize_hidden(mel)
         q, codes, commit = self.quantizer(h)
         features = self.decode_tokens_to_features(q)
-        return {"asr": asr_loss(self.whisper, mel, texts, audio_features=features), "commit": commit, "codes": codes}
+        asr = asr_loss(self.whisper, mel, texts, audio_features=features, vocab=self.vocab)
+        return {"asr": asr, "commit": commit, "codes": codes}
 
     def decode_tokens_to_features(self, q: torch.Tensor) -> torch.Tensor:
         """Quantized hidden (B, L / pool, d) -> encoder output (B, L, d) for the ASR decoder."""

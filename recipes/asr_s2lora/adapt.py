@@ -19,12 +19,11 @@ from pathlib import Path
 
 from asr.adapters import Adapter, AdapterConfig
 from audiotok.config import config_from_args
-from audiotok.whisper import load_whisper
+from audiotok.whisper import load_whisper, restricted_vocab
 from recipes.whisper.train import (
     ASRTask,
     WhisperTrainConfig,
     WhisperWithCTC,
-    restricted_vocab,
     teacher_forced_loss,
     train,
     validate,

@@ -13,7 +13,6 @@ Resumes from ``<out_dir>/last.pt``; writes ``model.safetensors`` and openai-whis
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,15 +30,19 @@ from audiotok.train import barrier, cleanup_distributed, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
 from audiotok.whisper import (
     WhisperFrontend,
+    char_training_vocab,
+    decoder_logits,
     encode_text,
     load_whisper,
     new_whisper,
+    restricted_cross_entropy,
     save_openai,
     save_safetensors,
     small_dims,
     text_unit,
     tokenizer_for,
     transcribe,
+    zero_rows_outside,
 )
 from audiotok.whisper import word_error_rate as wer
 
@@ -145,7 +148,11 @@ def concat_utterances(
         for i in g:
             out[k, t : t + int(lens[i])] = audio[i, : int(lens[i])]
             t += int(lens[i]) + gap
-    return out, torch.tensor(sizes, dtype=lens.dtype, device=lens.device), [" ".join(texts[i] for i in g) for g in groups]
+    return (
+        out,
+        torch.tensor(sizes, dtype=lens.dtype, device=lens.device),
+        [" ".join(texts[i] for i in g) for g in groups],
+    )
 
 
 def validate(model: Whisper, front: WhisperFrontend, cfg: WhisperTrainConfig, device, features_fn=None) -> dict:
@@ -193,7 +200,7 @@ class WhisperWithCTC(torch.nn.Module):
     """Whisper plus a character CTC head on its encoder output (``ctc=True``), for training only (the export is
     the Whisper). ``forward(mel, tokens, vocab=None) -> (decoder logits, CTC log-probs (T, B, n_chars + 1) or
     None)``; with ``vocab`` (K,) token ids the logits are only those K columns (B, L, K) — see
-    :func:`restricted_cross_entropy`."""
+    :func:`audiotok.whisper.restricted_cross_entropy`."""
 
     def __init__(self, whisper: Whisper, ctc: bool = True):
         super().__init__()
@@ -202,75 +209,9 @@ class WhisperWithCTC(torch.nn.Module):
 
     def forward(self, mel: torch.Tensor, tokens: torch.Tensor, vocab: torch.Tensor | None = None):
         audio = self.whisper.encoder(mel)
-        if vocab is None:
-            logits = self.whisper.decoder(tokens, audio)
-        else:  # openai-whisper's TextDecoder.forward, projected on the K rows only
-            dec = self.whisper.decoder
-            x = dec.token_embedding(tokens) + dec.positional_embedding[: tokens.shape[-1]]
-            for block in dec.blocks:
-                x = block(x.to(audio.dtype), audio, mask=dec.mask)
-            x = dec.ln(x)
-            logits = x @ dec.token_embedding.weight[vocab].to(x.dtype).T
+        logits = decoder_logits(self.whisper, tokens, audio, vocab)
         log_probs = None if self.ctc is None else self.ctc(audio).float().log_softmax(-1).transpose(0, 1)
         return logits, log_probs
-
-
-def char_training_vocab(tokenizer) -> torch.Tensor:
-    """The K token ids a ``char`` model reads and writes: the characters, the task prefix and end-of-text. Every
-    other row of its token embedding is kept at zero (:func:`zero_rows_outside`), which makes the cross-entropy
-    over these K columns plus one constant column exact (:func:`restricted_cross_entropy`)."""
-    from audiotok.whisper import char_vocab
-
-    specials = list(tokenizer.sot_sequence_including_notimestamps) + [tokenizer.eot]
-    return torch.unique(torch.cat([char_vocab(tokenizer), torch.tensor(specials)]))
-
-
-def restricted_vocab(model: Whisper) -> torch.Tensor | None:
-    """The training vocabulary of a ``char`` model whose other token-embedding rows are all zero (so that
-    :func:`restricted_cross_entropy` is exact for it), else None."""
-    from audiotok.whisper import text_unit
-
-    if text_unit(model) != "char":
-        return None
-    vocab = char_training_vocab(tokenizer_for(model))
-    weight = model.decoder.token_embedding.weight
-    outside = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
-    outside[vocab.to(weight.device)] = False
-    return vocab if not bool(weight[outside].any()) else None
-
-
-def zero_rows_outside(model: Whisper, vocab: torch.Tensor) -> None:
-    """Zero the token-embedding rows of ``model`` whose ids are not in ``vocab`` (in place, no gradient)."""
-    weight = model.decoder.token_embedding.weight
-    keep = torch.zeros(weight.shape[0], dtype=torch.bool, device=weight.device)
-    keep[vocab.to(weight.device)] = True
-    with torch.no_grad():
-        weight[~keep] = 0
-
-
-def restricted_cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, vocab: torch.Tensor, n_vocab: int, label_smoothing: float = 0.0
-) -> torch.Tensor:
-    """Exactly ``F.cross_entropy`` over all ``n_vocab`` logits (with label smoothing, ignoring -100 targets) when
-    every token outside ``vocab`` has a zero embedding row, hence logit 0: those n_vocab - K logits enter the
-    partition function as one column of log(n_vocab - K). ``logits`` (B, L, K) in ``vocab``'s order, ``targets``
-    (B, L) token ids. For a character model this skips the (B, L, 51865) projection, most of a training step."""
-    from audiotok.whisper import IGNORE
-
-    logits = logits.float()
-    index = torch.full((n_vocab,), -1, dtype=torch.long, device=logits.device)
-    index[vocab.to(logits.device)] = torch.arange(len(vocab), device=logits.device)
-    valid = targets != IGNORE
-    target_idx = index[targets.clamp_min(0)]
-    if bool((valid & (target_idx < 0)).any()):
-        bad = targets[valid & (target_idx < 0)].unique().tolist()
-        raise ValueError(f"target tokens outside the training vocabulary: {bad}")
-    rest = torch.full_like(logits[..., :1], math.log(n_vocab - len(vocab)))
-    log_z = torch.cat([logits, rest], -1).logsumexp(-1)
-    nll = log_z - logits.gather(-1, target_idx.clamp_min(0)[..., None])[..., 0]
-    smooth = log_z - logits.sum(-1) / n_vocab  # mean over the vocabulary of -log p (the others' logits are 0)
-    loss = (1 - label_smoothing) * nll + label_smoothing * smooth
-    return loss[valid].sum() / valid.sum().clamp_min(1)
 
 
 def ctc_targets(texts: list[str], device=None) -> tuple[torch.Tensor, torch.Tensor]:
