@@ -263,7 +263,7 @@ def test_experiment_writes_the_comparison_table_and_rank_maps(child_corpus, tmp_
     table = (out / "results.md").read_text()
     for method in ("zero-shot", *METHODS):
         assert f"| {method} |" in table
-    assert "synthetic" in table
+    assert "synthetic" in table and "CER" in table and 0 <= results["lora"]["cer_in"] <= 10
     assert (out / "ranks.png").stat().st_size > 0 and "adalora" in (out / "ranks.md").read_text()
     mtime = (out / "results.json").stat().st_mtime
     main(args)  # resumable: everything is done, nothing is retrained

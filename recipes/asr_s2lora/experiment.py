@@ -26,7 +26,7 @@ from asr.adapters import Adapter, load_adapted
 from asr.report import rank_heatmap, rank_table
 from audiotok.config import apply_overrides, config_from_args, from_dict, save_config
 from audiotok.data.manifest import read_manifest, write_manifest
-from audiotok.whisper import evaluate_manifest, load_whisper
+from audiotok.whisper import evaluate_manifest, load_whisper, word_error_rate
 from recipes.asr_s2lora.adapt import AdaptConfig, adapt_task
 from recipes.whisper.train import train
 
@@ -77,8 +77,9 @@ def measure(model, sets: dict[str, Path], cfg: ExperimentConfig) -> dict:
     for name in ("test_in", "test_ood", "test_adult"):
         if name in sets:
             r = evaluate_manifest(model, sets[name], limit=cfg.n_eval, batch_size=cfg.batch_size)
-            out[f"wer_{name.removeprefix('test_')}"] = r.wer
-            out[f"n_{name.removeprefix('test_')}"] = r.n
+            key = name.removeprefix("test_")
+            out[f"wer_{key}"], out[f"n_{key}"] = r.wer, r.n
+            out[f"cer_{key}"] = word_error_rate(r.refs, r.hyps, unit="char")
     return out
 
 
@@ -149,10 +150,12 @@ def write_report(results: dict, ranks: dict, n_base: int, cfg: ExperimentConfig,
         r = results.get(method)
         if r is None:
             continue
-        wers = " | ".join(f"{100 * r[f'wer_{k}']:.1f}" if f"wer_{k}" in r else "" for k, _ in cols)
+        wers = " | ".join(_rate(r, k) for k, _ in cols)
         lines.append(f"| {method} | {r['trainable']:,} | {100 * r['trainable'] / n_base:.3f} | {wers} |")
     sizes = {k: results["zero-shot"].get(f"n_{k}") for k, _ in cols}
     lines += ["", "Test utterances: " + ", ".join(f"{k} {n}" for k, n in sizes.items()) + "."]
+    if any(f"cer_{k}" in r for r in results.values() for k, _ in cols):
+        lines[-1] += " Each cell: WER % (CER % in brackets), greedy decoding, Whisper's English normaliser."
     (out / "results.md").write_text("\n".join(lines) + "\n")
     if ranks:
         text = []
@@ -161,6 +164,13 @@ def write_report(results: dict, ranks: dict, n_base: int, cfg: ExperimentConfig,
         (out / "ranks.md").write_text("\n".join(text))
         rank_heatmap(ranks, out / "ranks.png")
     print((out / "results.md").read_text())
+
+
+def _rate(r: dict, key: str) -> str:
+    if f"wer_{key}" not in r:
+        return ""
+    cer = f" ({100 * r[f'cer_{key}']:.1f})" if f"cer_{key}" in r else ""
+    return f"{100 * r[f'wer_{key}']:.1f}{cer}"
 
 
 def main(argv: list[str] | None = None) -> dict:
