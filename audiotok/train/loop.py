@@ -69,11 +69,8 @@ def run_loop(
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = cosine_schedule(opt, cfg.max_steps, cfg.warmup_steps)
     sharded = is_sharded(model)  # FSDP: forwards and state dicts are collectives, so every rank takes part
-    if sharded:
-        objects = {"model": FullModelState(model), "opt": FullOptimizerState(model, opt), "sched": sched}
-        objects["sampler"] = sampler
-    else:
-        objects = {"model": model, "opt": opt, "sched": sched, "sampler": sampler}
+    model_state, opt_state = (FullModelState(model), FullOptimizerState(model, opt)) if sharded else (model, opt)
+    objects = {"model": model_state, "opt": opt_state, "sched": sched, "sampler": sampler}
     state = resume_checkpoint(out_dir / "last.pt", objects, info.rank)
     step = state["step"] if state else 0
     best = state.get("best", math.inf) if state else math.inf  # best validation metric so far
