@@ -162,20 +162,28 @@ def _speakable(text: str, tokenizer) -> str:
 
 
 def _suppressed_chars(tokenizer) -> frozenset[str]:
-    key = tokenizer.encoding.name
-    if key not in _SUPPRESSED:
-        suppressed = set(tokenizer.non_speech_tokens)
-        _SUPPRESSED[key] = frozenset(c for c in string.printable if any(i in suppressed for i in tokenizer.encode(c)))
-    return _SUPPRESSED[key]
-
-
-_SUPPRESSED: dict[str, frozenset[str]] = {}
+    return _char_tables(tokenizer)[0]
 
 
 def char_vocab(tokenizer) -> torch.Tensor:
     """Token ids of the printable ASCII characters a ``char`` transcript may hold (for decoder input noise)."""
-    banned = _suppressed_chars(tokenizer) | set(string.whitespace[1:])
-    return torch.tensor(sorted({i for c in string.printable if c not in banned for i in tokenizer.encode(c)}))
+    return _char_tables(tokenizer)[1]
+
+
+def _char_tables(tokenizer) -> tuple[frozenset[str], torch.Tensor]:
+    """(the printable characters openai-whisper suppresses while decoding, the token ids of the others but
+    whitespace other than ' '), once per tokenizer encoding (they are used every training step)."""
+    key = tokenizer.encoding.name
+    if key not in _CHAR_TABLES:
+        suppressed = set(tokenizer.non_speech_tokens)
+        banned = frozenset(c for c in string.printable if any(i in suppressed for i in tokenizer.encode(c)))
+        skip = banned | set(string.whitespace[1:])
+        ids = torch.tensor(sorted({i for c in string.printable if c not in skip for i in tokenizer.encode(c)}))
+        _CHAR_TABLES[key] = (banned, ids)
+    return _CHAR_TABLES[key]
+
+
+_CHAR_TABLES: dict[str, tuple[frozenset[str], torch.Tensor]] = {}
 
 
 def text_targets(
@@ -245,18 +253,21 @@ def restricted_vocab(model: Whisper) -> torch.Tensor | None:
         return None
     vocab = char_training_vocab(tokenizer_for(model))
     weight = model.decoder.token_embedding.weight
-    outside = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
-    outside[vocab.to(weight.device)] = False
-    return vocab if not bool(weight[outside].any()) else None
+    return vocab if not bool(weight[_outside(weight, vocab)].any()) else None
 
 
 def zero_rows_outside(model: Whisper, vocab: torch.Tensor) -> None:
     """Zero the token-embedding rows of ``model`` whose ids are not in ``vocab`` (in place, no gradient)."""
     weight = model.decoder.token_embedding.weight
-    keep = torch.zeros(weight.shape[0], dtype=torch.bool, device=weight.device)
-    keep[vocab.to(weight.device)] = True
     with torch.no_grad():
-        weight[~keep] = 0
+        weight[_outside(weight, vocab)] = 0
+
+
+def _outside(weight: torch.Tensor, vocab: torch.Tensor) -> torch.Tensor:
+    """(n_vocab,) mask of the embedding rows whose ids are not in ``vocab``."""
+    outside = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+    outside[vocab.to(weight.device)] = False
+    return outside
 
 
 def restricted_cross_entropy(
@@ -297,7 +308,7 @@ def asr_loss(
     features = model.encoder(mel) if audio_features is None else audio_features
     logits = decoder_logits(model, y_in, features, vocab)
     if vocab is not None:
-        return restricted_cross_entropy(logits, y_out, vocab.to(logits.device), model.dims.n_vocab)
+        return restricted_cross_entropy(logits, y_out, vocab, model.dims.n_vocab)
     return F.cross_entropy(logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE)
 
 

@@ -104,41 +104,14 @@ def test_synthesize_cli(tts, tmp_path):
     sem_path = tmp_path / "semantic.safetensors"
     tts.semantic.save(sem_path)
     folder = tts.save_pretrained(tmp_path / "tts", semantic=str(sem_path))
+    small = ["--model", str(folder), "--steps", "2", "--max-ratio", "3"]  # a short output from few flow steps
     for extra in ([], ["--stream"]):
         out = tmp_path / f"out{len(extra)}.wav"
-        rc = main(
-            [
-                "synthesize",
-                "The quick brown fox.",
-                "-o",
-                str(out),
-                "--model",
-                str(folder),
-                "--steps",
-                "2",
-                "--max-ratio",
-                "3",
-            ]
-            + extra
-        )
+        rc = main(["synthesize", "The quick brown fox.", "-o", str(out), *small, *extra])
         assert rc == 0 and audio.info(out).duration > 0
     assert main(["synthesize", "x", "-o", str(tmp_path / "x.wav"), "--model", str(tmp_path)]) != 0
     (tmp_path / "lines.txt").write_text("The quick brown fox.\n\nJumps over the dog.\n")
-    rc = main(
-        [
-            "synthesize",
-            "--lines",
-            str(tmp_path / "lines.txt"),
-            "-o",
-            str(tmp_path / "many"),
-            "--model",
-            str(folder),
-            "--steps",
-            "2",
-            "--max-ratio",
-            "3",
-        ]
-    )
+    rc = main(["synthesize", "--lines", str(tmp_path / "lines.txt"), "-o", str(tmp_path / "many"), *small])
     assert rc == 0 and sorted(p.name for p in (tmp_path / "many").iterdir()) == ["00000.wav", "00001.wav"]
 
 

@@ -398,7 +398,7 @@ def teacher_forced_loss(
     if probe is not None:
         probe.active, probe.maps = True, []
     try:
-        out = net(mel, y_in) if vocab is None else net(mel, y_in, vocab=vocab.to(mel.device))
+        out = net(mel, y_in) if vocab is None else net(mel, y_in, vocab=vocab)
     finally:
         if probe is not None:
             probe.active = False
