@@ -94,3 +94,35 @@ def test_a_character_whisper_trains_the_tokenizer_on_its_few_logits_with_the_sam
     fast = model(mel, ["Hello there.", "A cat"])["asr"]
     model.vocab = None
     assert torch.allclose(fast, model(mel, ["Hello there.", "A cat"])["asr"], atol=1e-5)
+
+
+def test_recipe_starts_from_a_whisper_with_more_encoder_than_decoder_layers(wav_tree, tmp_path):
+    from pathlib import Path
+
+    from audiotok.data.manifest import write_manifest
+    from audiotok.data.prepare import prepare
+    from audiotok.hub import load_model
+    from audiotok.whisper import save_safetensors, small_dims
+    from recipes.semantic.train import main
+
+    root = Path(__file__).resolve().parents[1]
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
+    save_safetensors(
+        new_whisper(small_dims(80, 4.0, 32, 2, 3, n_text_layer=1, n_text_ctx=64)), tmp_path / "w.safetensors"
+    )
+    out = tmp_path / "run"
+    main(
+        [
+            "--config",
+            str(root / "recipes/semantic/configs/tiny.yaml"),
+            f"data.train={manifest}",
+            f"data.valid={manifest}",
+            f"out_dir={out}",
+            f"init_whisper={tmp_path / 'w.safetensors'}",
+            "tokenizer.quantize_after=2",
+            "max_steps=2",
+        ]
+    )
+    model = load_model(out / "model.safetensors")
+    assert len(model.whisper.encoder.blocks) == 3 and len(model.whisper.decoder.blocks) == 1

@@ -3,12 +3,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 import whisper
 from whisper.model import Whisper
 
 from audiotok.data.manifest import write_manifest
 from audiotok.data.prepare import prepare
+from audiotok.train.distributed import bf16_autocast
 from audiotok.whisper import (
     WhisperFrontend,
     asr_loss,
@@ -24,7 +26,7 @@ from audiotok.whisper import (
     transcribe,
     word_error_rate,
 )
-from recipes.whisper.train import guided_attention_loss, main
+from recipes.whisper.train import WhisperWithCTC, guided_attention_loss, init_whisper_weights, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,12 +114,43 @@ def test_recipe_with_auxiliary_ctc_exports_a_plain_whisper(wav_tree, tmp_path):
             "guided_attention=1.0",
             "text_unit=char",
             "data.concat=true",
+            "cpu_bf16=true",
         ]
     )
     logs = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert all("ctc" in r and r["ctc"] > 0 and 0 < r["guided"] < 1 for r in logs)
     model = whisper.load_model(str(out / "whisper.pt"), device="cpu")  # the CTC head is not in the export
     assert not any("ctc" in k for k in model.state_dict())
+
+
+def test_init_grows_a_shallower_encoder_into_the_same_function(tmp_path):
+    src = new_whisper(small_dims(80, 2.0, 64, 2, 2, n_text_ctx=32), seed=1)
+    save_safetensors(src, tmp_path / "src.safetensors")
+    deep = WhisperWithCTC(new_whisper(small_dims(80, 2.0, 64, 2, 4, n_text_layer=2, n_text_ctx=32), seed=2))
+    init_whisper_weights(deep, str(tmp_path / "src.safetensors"))
+    mel = torch.randn(2, 80, 200)
+    torch.testing.assert_close(deep.whisper.encoder(mel), src.encoder(mel))
+    # the new blocks still learn: their output projections receive gradients
+    deep.whisper.encoder(mel).square().sum().backward()
+    assert deep.whisper.encoder.blocks[3].attn.out.weight.grad.abs().sum() > 0
+    # a run's last.pt also carries the CTC head
+    torch.save({"model": deep.state_dict()}, tmp_path / "last.pt")
+    again = WhisperWithCTC(new_whisper(small_dims(80, 2.0, 64, 2, 4, n_text_layer=2, n_text_ctx=32), seed=3))
+    init_whisper_weights(again, str(tmp_path / "last.pt"))
+    torch.testing.assert_close(again.ctc.weight, deep.ctc.weight)
+    with pytest.raises(ValueError, match="encoder layers"):
+        init_whisper_weights(
+            new_whisper(small_dims(80, 2.0, 64, 2, 1, n_text_layer=2, n_text_ctx=32)), str(tmp_path / "src.safetensors")
+        )
+
+
+def test_bf16_autocast_only_where_asked_and_native():
+    a = torch.randn(4, 8)
+    with bf16_autocast(torch.device("cpu"), cpu=False):
+        assert (a @ a.T).dtype == torch.float32
+    with bf16_autocast(torch.device("cpu"), cpu=True):
+        native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        assert (a @ a.T).dtype == (torch.bfloat16 if native else torch.float32)
 
 
 def test_concat_utterances_joins_short_items_first_fit_within_both_contexts():

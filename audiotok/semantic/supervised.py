@@ -33,6 +33,7 @@ class SupervisedConfig:
     n_head: int = 4
     n_layer: int = 4
     n_text_ctx: int = 128
+    n_text_layer: int | None = None  # decoder blocks (default: n_layer)
     quantize_after: int = 2  # encoder blocks before the quantizer
     pool: int = 2  # 50 Hz encoder frames merged per token (2 = 25 Hz)
     quantizer: str = "fsq"  # "fsq" (6561 codes) or "vq"
@@ -44,7 +45,7 @@ class SupervisedConfig:
 
     def dims(self) -> ModelDimensions:
         return small_dims(
-            self.n_mels, self.seconds, self.n_state, self.n_head, self.n_layer, n_text_ctx=self.n_text_ctx
+            self.n_mels, self.seconds, self.n_state, self.n_head, self.n_layer, self.n_text_layer, self.n_text_ctx
         )
 
 

@@ -23,7 +23,7 @@ from audiotok.codec.losses import MelLoss, discriminator_objective, generator_ad
 from audiotok.config import to_dict
 from audiotok.data.dataset import AudioDataset, collate_audio
 from audiotok.data.sampler import DurationBatchSampler
-from audiotok.train.distributed import DistInfo, barrier, unwrap
+from audiotok.train.distributed import DistInfo, barrier, bf16_autocast, unwrap
 from audiotok.train.logging import TrainLogger
 from audiotok.train.schedule import cosine_schedule
 from audiotok.train.state import resume_checkpoint, save_checkpoint
@@ -160,7 +160,7 @@ def run_gan_loop(
         print(f"resumed from {out_dir / 'last.pt'} at step {step}", flush=True)
     mel_loss = MelLoss(sample_rate).to(device)
     d_model = DDP(discs, broadcast_buffers=False) if info.distributed else discs
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+    amp = bf16_autocast(device, cfg.bf16)
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + info.rank + step)
     logger = TrainLogger(out_dir, enabled=info.is_main)
     model.train()

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from audiotok.config import to_dict
-from audiotok.train.distributed import DistInfo, barrier, broadcast_object
+from audiotok.train.distributed import DistInfo, barrier, bf16_autocast, broadcast_object
 from audiotok.train.fsdp import FullModelState, FullOptimizerState, is_sharded
 from audiotok.train.logging import TrainLogger
 from audiotok.train.schedule import cosine_schedule
@@ -34,7 +34,8 @@ class LoopConfig:
     log_every: int = 50
     valid_every: int = 1000
     save_every: int = 1000
-    bf16: bool = True
+    bf16: bool = True  # autocast on CUDA
+    cpu_bf16: bool = False  # autocast on CPUs with native bf16 (audiotok.train.distributed.bf16_autocast)
 
 
 def run_loop(
@@ -74,7 +75,7 @@ def run_loop(
     state = resume_checkpoint(out_dir / "last.pt", objects, info.rank)
     step = state["step"] if state else 0
     best = state.get("best", math.inf) if state else math.inf  # best validation metric so far
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+    amp = bf16_autocast(device, cfg.bf16, cfg.cpu_bf16)
     logger = TrainLogger(out_dir, enabled=info.is_main)
     model.train()
     t_last, consumed = time.time(), sampler.batches_done

@@ -48,6 +48,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
                 "n_head": d.n_audio_head,
                 "n_layer": d.n_audio_layer,
                 "n_text_ctx": d.n_text_ctx,
+                "n_text_layer": d.n_text_layer,
                 "text_unit": text_unit(whisper),
             }
         )

@@ -55,6 +55,7 @@ class WhisperArch:
     n_head: int = 4
     n_layer: int = 4
     n_text_ctx: int = 128
+    n_text_layer: int | None = None  # decoder layers (default: n_layer)
 
 
 @dataclass
@@ -95,12 +96,15 @@ class WhisperTrainConfig:
     valid_every: int = 1000
     save_every: int = 500
     device: str = "auto"
-    bf16: bool = True
+    bf16: bool = True  # autocast on CUDA
+    cpu_bf16: bool = False  # autocast on CPUs with native bf16 (AVX512-BF16/AMX): ~1.4x faster steps
     ctc_weight: float = 0.0  # auxiliary character CTC on the encoder output (training only; speeds up alignment)
     token_noise: float = 0.0  # share of the decoder's input text tokens replaced by random ones (training only)
     label_smoothing: float = 0.0
     text_unit: str = "bpe"  # "char": one Whisper token per character (audiotok.whisper.text_unit)
-    init: str | None = None  # start a fresh run from these weights (a Whisper .pt/.safetensors of the same dims)
+    # start a fresh run from these weights: a Whisper .pt/.safetensors, or a run's last.pt (with its CTC head); an
+    # encoder with fewer layers grows to arch.n_layer with identity blocks on top (init_whisper_weights)
+    init: str | None = None
     guided_attention: float = 0.0  # weight of a diagonal prior on the decoder's cross-attention (training only)
     guided_sigma: float = 0.2  # its width, in fractions of the utterance
 
@@ -224,14 +228,42 @@ def ctc_targets(texts: list[str], device=None) -> tuple[torch.Tensor, torch.Tens
     )
 
 
+def init_whisper_weights(net: torch.nn.Module, path: str) -> None:
+    """Load start weights into ``net`` (a Whisper or a :class:`WhisperWithCTC`) from a Whisper checkpoint or a run's
+    ``last.pt`` (whose CTC head is kept when ``net`` has one). A source encoder with fewer layers is grown: its
+    blocks fill the first layers and the rest start as identities (attention and MLP output projections zero, so
+    the grown model computes exactly what the source did; progressive stacking in the spirit of Gong et al., 2019).
+    Every other tensor must match in name and shape."""
+    if Path(path).name == "last.pt":
+        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+        state = {k.removeprefix("whisper."): v for k, v in state.items()}
+    else:
+        state = load_whisper(path).state_dict()
+    whisper = net.whisper if isinstance(net, WhisperWithCTC) else net
+    ctc = {k.removeprefix("ctc."): state.pop(k) for k in list(state) if k.startswith("ctc.")}
+    blocks = whisper.encoder.blocks
+    n_src = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.blocks."))
+    if n_src > len(blocks):
+        raise ValueError(f"{path}: {n_src} encoder layers, more than the {len(blocks)} configured")
+    for block in blocks[n_src:]:
+        for linear in (block.attn.out, block.mlp[2]):
+            torch.nn.init.zeros_(linear.weight)
+            torch.nn.init.zeros_(linear.bias)
+    own = whisper.state_dict()
+    grown = {k: v for k, v in own.items() if k.startswith("encoder.blocks.") and int(k.split(".")[2]) >= n_src}
+    whisper.load_state_dict({**state, **grown})
+    if ctc and isinstance(net, WhisperWithCTC) and net.ctc is not None:
+        net.ctc.load_state_dict(ctc)
+
+
 def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
     a = cfg.arch
-    model = new_whisper(
-        small_dims(a.n_mels, a.seconds, a.n_state, a.n_head, a.n_layer, n_text_ctx=a.n_text_ctx), seed=cfg.seed
-    )
-
+    dims = small_dims(a.n_mels, a.seconds, a.n_state, a.n_head, a.n_layer, a.n_text_layer, a.n_text_ctx)
+    model = new_whisper(dims, seed=cfg.seed)
+    char = cfg.text_unit == "char"
+    net_model = WhisperWithCTC(model, ctc=cfg.ctc_weight > 0) if cfg.ctc_weight > 0 or char else model
     if cfg.init and not (Path(cfg.out_dir) / "last.pt").exists():
-        model.load_state_dict(load_whisper(cfg.init).state_dict())
+        init_whisper_weights(net_model, cfg.init)
     model.text_unit = cfg.text_unit
 
     def save(out_dir: Path) -> None:
@@ -241,8 +273,6 @@ def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
     def valid(front, cfg_, device):
         return validate(model, front, cfg_, device)
 
-    char = cfg.text_unit == "char"
-    net_model = WhisperWithCTC(model, ctc=cfg.ctc_weight > 0) if cfg.ctc_weight > 0 or char else model
     probe = CrossAttentionProbe(model) if cfg.guided_attention > 0 else None
     vocab = char_training_vocab(tokenizer_for(model)) if char else None
 
@@ -310,6 +340,7 @@ def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
         valid_every=cfg.valid_every,
         save_every=cfg.save_every,
         bf16=cfg.bf16,
+        cpu_bf16=cfg.cpu_bf16,
     )
     step = run_loop(
         loop,
