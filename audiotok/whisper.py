@@ -390,15 +390,13 @@ def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") ->
 
     path = resolve_bundled(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        from audiotok.hub import read_metadata
+        from audiotok.hub import load_state, read_metadata
 
         meta = read_metadata(path)
         if meta.get("model_type") != "openai-whisper":
             raise ValueError(f"{path}: not a Whisper checkpoint (model_type {meta.get('model_type')!r})")
         model = Whisper(ModelDimensions(**json.loads(meta["config"])))
-        model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        model.load_state_dict({k: v.float() for k, v in load_state(path).items()})
         model.text_unit = meta.get("text_unit", "bpe")
         return model.to(device).eval()
     if not path.is_file():  # an official name (from a user's download cache)

@@ -96,3 +96,26 @@ def test_bundle_installs_an_fp16_copy_that_loads_by_name(tmp_path, monkeypatch):
     mel = torch.randn(1, 80, 100)
     tokens = torch.tensor([[50258, 50259]])
     torch.testing.assert_close(loaded(mel, tokens), model.eval()(mel, tokens), atol=5e-2, rtol=5e-2)
+
+
+def test_bundle_stores_a_character_whispers_zero_embedding_rows_compactly(tmp_path):
+    from audiotok.whisper import (
+        char_training_vocab,
+        load_whisper,
+        new_whisper,
+        save_safetensors,
+        small_dims,
+        tokenizer_for,
+        zero_rows_outside,
+    )
+
+    model = new_whisper(small_dims(seconds=1.0, n_state=32, n_head=2, n_layer=1, n_text_ctx=16), seed=0)
+    model.text_unit = "char"
+    zero_rows_outside(model, char_training_vocab(tokenizer_for(model)))
+    src = save_safetensors(model, tmp_path / "w.safetensors")
+    dst = hub.bundle(src, "w", root=tmp_path / "assets")
+    assert dst.stat().st_size < 0.1 * src.stat().st_size  # the 51,865 x 32 embedding keeps 77 rows
+    assert "compact_rows" in hub.read_metadata(dst)
+    loaded = load_whisper(dst)
+    full = model.decoder.token_embedding.weight.detach().half().float()
+    assert torch.equal(loaded.decoder.token_embedding.weight, full) and loaded.text_unit == "char"
