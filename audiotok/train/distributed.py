@@ -69,7 +69,7 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 def bf16_autocast(device: torch.device, cuda: bool = True, cpu: bool = False) -> torch.autocast:
     """bf16 autocast for a training step: on CUDA when ``cuda``; on a CPU when ``cpu`` and it computes bf16 natively
-    (AVX512-BF16/AMX, through oneDNN: ~1.4x faster Whisper steps on 2 Zen 4 cores, ``bench/whisper_step.py
+    (AVX512-BF16/AMX, through oneDNN: 1.2-1.5x faster Whisper steps on 2 Zen 4 cores, ``bench/whisper_step.py
     --bf16``); otherwise a disabled context."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
