@@ -72,12 +72,14 @@ def bundle(src: str | os.PathLike, name: str, dtype: torch.dtype = torch.float16
     return dst
 
 
-def load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors checkpoint, with the matrices :func:`bundle` compacted restored (zero rows)."""
+def load_state(path: str | os.PathLike, meta: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors checkpoint, with the matrices :func:`bundle` compacted restored (zero rows).
+    ``meta``: its header metadata when the caller has already read it."""
     from safetensors.torch import load_file
 
     state = load_file(str(path))
-    for key, n_rows in json.loads(read_metadata(path).get("compact_rows", "{}")).items():
+    meta = read_metadata(path) if meta is None else meta
+    for key, n_rows in json.loads(meta.get("compact_rows", "{}")).items():
         rows, kept = state.pop(key + ".rows"), state[key]
         state[key] = kept.new_zeros((n_rows, *kept.shape[1:])).index_copy_(0, rows, kept)
     return state
@@ -136,7 +138,7 @@ def load_model(
     if getattr(cls, "model_type", None) != meta.get("model_type"):
         raise CheckpointError(f"{path}: holds a {meta.get('model_type')!r}, not a {cls.model_type!r}")
     model = cls(from_dict(cls.config_class, json.loads(meta["config"])))
-    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_state(path).items()}
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_state(path, meta).items()}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

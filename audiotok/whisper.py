@@ -396,7 +396,7 @@ def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         if meta.get("model_type") != "openai-whisper":
             raise ValueError(f"{path}: not a Whisper checkpoint (model_type {meta.get('model_type')!r})")
         model = Whisper(ModelDimensions(**json.loads(meta["config"])))
-        model.load_state_dict({k: v.float() for k, v in load_state(path).items()})
+        model.load_state_dict({k: v.float() for k, v in load_state(path, meta).items()})
         model.text_unit = meta.get("text_unit", "bpe")
         return model.to(device).eval()
     if not path.is_file():  # an official name (from a user's download cache)
