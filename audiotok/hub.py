@@ -46,17 +46,40 @@ def resolve_bundled(path: str | os.PathLike) -> Path:
     return path
 
 
-def bundle(src: str | os.PathLike, name: str, dtype: torch.dtype = torch.float16, root: Path = ASSETS) -> Path:
+def bundle(
+    src: str | os.PathLike,
+    name: str,
+    dtype: torch.dtype = torch.float16,
+    root: Path = ASSETS,
+    filename: str = "model.safetensors",
+    share_with: str | None = None,
+) -> Path:
     """Install the safetensors checkpoint ``src`` as the bundled default ``name``: floating-point tensors cast to
-    ``dtype``, header metadata kept, written to ``<root>/<name>/model.safetensors`` (loads by name afterwards).
+    ``dtype``, header metadata kept, written to ``<root>/<name>/<filename>`` (``model.safetensors`` loads by name
+    afterwards).
 
     A large matrix that is mostly zero rows (a character Whisper's 51,865-row token embedding keeps 77) is stored
-    as its non-zero rows plus their indices (``<name>.rows``, header ``compact_rows``); :func:`load_state` puts
-    it back exactly."""
+    as its non-zero rows plus their indices (``<name>.rows``, header ``compact_rows``). ``share_with``: another file
+    of the same folder (e.g. the tokenizer that holds the lower half of this ASR model); every tensor equal to one of
+    its tensors is stored only there (header ``shared_tensors``: key -> its key). :func:`load_state` restores both
+    exactly."""
     from safetensors.torch import load_file
 
     meta = read_metadata(src)
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_file(str(src)).items()}
+    dst = Path(root) / name / filename
+    if share_with:
+        other = load_file(str(dst.parent / share_with))
+        shared = {}
+        for key, v in list(state.items()):
+            match = next(
+                (k for k, o in other.items() if o.shape == v.shape and o.dtype == v.dtype and torch.equal(o, v)), None
+            )
+            if match is not None:
+                shared[key] = match
+                del state[key]
+        if shared:
+            meta = {**meta, "shared_tensors": json.dumps({"file": share_with, "keys": shared})}
     compact = {}
     for key, v in list(state.items()):
         if v.is_floating_point() and v.dim() == 2 and v.numel() >= 1 << 20:
@@ -65,7 +88,6 @@ def bundle(src: str | os.PathLike, name: str, dtype: torch.dtype = torch.float16
                 state[key], state[key + ".rows"], compact[key] = v[rows], rows, v.shape[0]
     if compact:
         meta = {**meta, "compact_rows": json.dumps(compact)}
-    dst = Path(root) / name / "model.safetensors"
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst) as tmp:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
@@ -73,8 +95,8 @@ def bundle(src: str | os.PathLike, name: str, dtype: torch.dtype = torch.float16
 
 
 def load_state(path: str | os.PathLike, meta: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors checkpoint, with the matrices :func:`bundle` compacted restored (zero rows).
-    ``meta``: its header metadata when the caller has already read it."""
+    """The tensors of a safetensors checkpoint, with what :func:`bundle` compacted restored (zero rows, tensors
+    stored in a sibling file). ``meta``: its header metadata when the caller has already read it."""
     from safetensors.torch import load_file
 
     state = load_file(str(path))
@@ -82,6 +104,13 @@ def load_state(path: str | os.PathLike, meta: dict[str, str] | None = None) -> d
     for key, n_rows in json.loads(meta.get("compact_rows", "{}")).items():
         rows, kept = state.pop(key + ".rows"), state[key]
         state[key] = kept.new_zeros((n_rows, *kept.shape[1:])).index_copy_(0, rows, kept)
+    if "shared_tensors" in meta:
+        shared = json.loads(meta["shared_tensors"])
+        other = Path(path).parent / shared["file"]
+        if not other.is_file():
+            raise CheckpointError(f"{path}: its shared tensors live in {other}, which is missing")
+        other_state = load_file(str(other))
+        state.update({key: other_state[k].clone() for key, k in shared["keys"].items()})
     return state
 
 

@@ -293,23 +293,66 @@ def restricted_cross_entropy(
     return loss[valid].sum() / valid.sum().clamp_min(1)
 
 
+CTC_CHARS = " 'abcdefghijklmnopqrstuvwxyz0123456789"  # CTC heads' classes: blank = 0, then these
+
+
+def character_ctc_loss(log_probs: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    """Mean CTC loss of CTC log-probabilities (T, B, len(CTC_CHARS) + 1) over every frame against the normalised
+    characters of ``texts`` (impossible alignments count zero: ``zero_infinity``)."""
+    seqs = [[CTC_CHARS.index(c) + 1 for c in normalize(t) if c in CTC_CHARS] or [1] for t in texts]
+    device = log_probs.device
+    targets = torch.tensor([i for s in seqs for i in s], device=device)
+    target_lens = torch.tensor([len(s) for s in seqs], device=device)
+    frames = torch.full((len(texts),), log_probs.shape[0], dtype=torch.long, device=device)
+    return F.ctc_loss(log_probs, targets, frames, target_lens, zero_infinity=True)
+
+
+def teacher_forcing_targets(
+    model: Whisper, texts: list[str], device=None, token_noise: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoder inputs and targets (B, L) for ``texts`` in the model's own text unit, with a share ``token_noise`` of
+    the input text tokens replaced by random ones (:func:`corrupt_tokens`; training only)."""
+    tokenizer = tokenizer_for(model)
+    unit = text_unit(model)
+    y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, device, unit)
+    if token_noise > 0:
+        n_prefix = len(tokenizer.sot_sequence_including_notimestamps)
+        noise = char_vocab(tokenizer) if unit == "char" else None
+        y_in = corrupt_tokens(y_in, token_noise, n_prefix, tokenizer.eot, noise)
+    return y_in, y_out
+
+
+def text_cross_entropy(
+    model: Whisper,
+    logits: torch.Tensor,
+    y_out: torch.Tensor,
+    vocab: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Mean cross-entropy of logits (B, L, n_vocab) — or (B, L, K) on the ids ``vocab`` (K,) of a character
+    model (:func:`restricted_cross_entropy`) — against targets (B, L) (``IGNORE`` where not learned)."""
+    if vocab is not None:
+        return restricted_cross_entropy(logits, y_out, vocab, model.dims.n_vocab, label_smoothing)
+    return F.cross_entropy(logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE, label_smoothing=label_smoothing)
+
+
 def asr_loss(
     model: Whisper,
     mel: torch.Tensor,
     texts: list[str],
     audio_features: torch.Tensor | None = None,
     vocab: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+    token_noise: float = 0.0,
 ) -> torch.Tensor:
     """Mean cross-entropy of the transcripts given mel (B, n_mels, 2 * n_audio_ctx) — or given precomputed
     encoder output ``audio_features`` (B, n_audio_ctx, d), e.g. quantized ones. ``vocab``: a character model's
-    :func:`restricted_vocab`, for the same loss on its few logits."""
-    tokenizer = tokenizer_for(model)
-    y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, mel.device, text_unit(model))
+    :func:`restricted_vocab`, for the same loss on its few logits; ``label_smoothing`` and ``token_noise``
+    (:func:`teacher_forcing_targets`) are training aids."""
+    y_in, y_out = teacher_forcing_targets(model, texts, mel.device, token_noise)
     features = model.encoder(mel) if audio_features is None else audio_features
     logits = decoder_logits(model, y_in, features, vocab)
-    if vocab is not None:
-        return restricted_cross_entropy(logits, y_out, vocab, model.dims.n_vocab)
-    return F.cross_entropy(logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE)
+    return text_cross_entropy(model, logits, y_out, vocab, label_smoothing)
 
 
 @torch.no_grad()

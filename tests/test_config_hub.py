@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pytest
@@ -119,3 +120,30 @@ def test_bundle_stores_a_character_whispers_zero_embedding_rows_compactly(tmp_pa
     loaded = load_whisper(dst)
     full = model.decoder.token_embedding.weight.detach().half().float()
     assert torch.equal(loaded.decoder.token_embedding.weight, full) and loaded.text_unit == "char"
+
+
+def test_bundle_stores_tensors_a_sibling_file_holds_only_once(tmp_path):
+    from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+
+    torch.manual_seed(0)
+    cfg = SupervisedConfig(n_mels=80, seconds=2.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=16, quantize_after=1)
+    model = SupervisedTokenizerASR(cfg).eval()
+    hub.save_model(model, tmp_path / "asr.safetensors")
+    model.export_tokenizer().save(tmp_path / "tok.safetensors")
+    tok = hub.bundle(tmp_path / "tok.safetensors", "sem", root=tmp_path / "assets")
+    alone = hub.bundle(tmp_path / "asr.safetensors", "alone", root=tmp_path / "assets")
+    asr = hub.bundle(
+        tmp_path / "asr.safetensors",
+        "sem",
+        root=tmp_path / "assets",
+        filename="asr.safetensors",
+        share_with="model.safetensors",
+    )
+    assert asr.parent == tok.parent and asr.stat().st_size < alone.stat().st_size - 0.5 * tok.stat().st_size
+    shared = json.loads(hub.read_metadata(asr)["shared_tensors"])["keys"]
+    assert "whisper.encoder.blocks.0.attn.query.weight" in shared  # the block below the quantizer
+    a, b = hub.load_model(asr).state_dict(), hub.load_model(alone).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    tok.unlink()
+    with pytest.raises(hub.CheckpointError, match="missing"):
+        hub.load_model(asr)

@@ -122,7 +122,40 @@ def test_recipe_starts_from_a_whisper_with_more_encoder_than_decoder_layers(wav_
             f"init_whisper={tmp_path / 'w.safetensors'}",
             "tokenizer.quantize_after=2",
             "max_steps=2",
+            "distill_weight=1.0",
+            "ctc_weight=0.3",
+            "log_every=1",
         ]
     )
     model = load_model(out / "model.safetensors")
     assert len(model.whisper.encoder.blocks) == 3 and len(model.whisper.decoder.blocks) == 1
+    assert model.ctc is not None and bool(model.quantizer.initted)
+    import json
+
+    logs = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert all(x["distill"] > 0 and x["ctc"] > 0 for x in logs)
+
+
+def test_ctc_head_on_the_quantized_features_and_training_aids_reach_the_loss():
+    torch.manual_seed(0)
+    cfg = SupervisedConfig(
+        n_mels=80, seconds=2.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=32, quantize_after=1, ctc=True
+    )
+    model = SupervisedTokenizerASR(cfg)
+    mel = torch.randn(2, 80, 200)
+    texts = ["the cat sat", "on the mat"]
+    out = model(mel, texts)
+    assert torch.isfinite(out["ctc"]) and out["ctc"] > 0
+    out["ctc"].backward()
+    # the CTC gradient reaches the encoder below the quantizer (straight-through), not the decoder
+    assert model.quantizer.project_down.weight.grad.abs().sum() > 0
+    assert model.whisper.encoder.conv1.weight.grad.abs().sum() > 0
+    assert model.whisper.decoder.token_embedding.weight.grad is None
+    assert "ctc" not in SupervisedTokenizerASR(replace(cfg, ctc=False))(mel, texts)
+    model.eval()
+    with torch.no_grad():
+        plain = model(mel, texts)["asr"]
+        assert torch.equal(plain, model(mel, texts)["asr"])
+        assert not torch.allclose(plain, model(mel, texts, label_smoothing=0.1)["asr"])
+        torch.manual_seed(1)
+        assert not torch.allclose(plain, model(mel, texts, token_noise=0.5)["asr"])

@@ -20,7 +20,7 @@ from torch import nn
 from whisper.model import ModelDimensions, Whisper
 
 from audiotok.semantic.s3 import S3Config, SemanticTokenizer, sinusoids
-from audiotok.whisper import asr_loss, new_whisper, restricted_vocab, small_dims
+from audiotok.whisper import CTC_CHARS, asr_loss, character_ctc_loss, new_whisper, restricted_vocab, small_dims
 
 
 @dataclass
@@ -41,6 +41,7 @@ class SupervisedConfig:
     fsq_dims: int = 8
     vq_decay: float = 0.99
     text_unit: str = "bpe"  # how the ASR decoder spells (audiotok.whisper.text_unit)
+    ctc: bool = False  # a character CTC head on the quantized features (training aid; not part of the tokenizer)
     extra: dict = field(default_factory=dict)  # free notes (e.g. where the Whisper weights came from)
 
     def dims(self) -> ModelDimensions:
@@ -50,7 +51,13 @@ class SupervisedConfig:
 
 
 class TrainableFSQ(nn.Module):
-    """S3Tokenizer-v2 FSQ with straight-through rounding and an up-projection for the rest of the network."""
+    """S3Tokenizer-v2 FSQ with straight-through rounding and an up-projection for the rest of the network.
+
+    Data-dependent start (like a VQ's k-means init): the first training batch sets the projections to the top
+    principal directions of the features, scaled to unit variance, so that each of the 3 levels of every dimension is
+    used about equally (|u| < 0.55 rounds to 0: 42% / 29% / 29% for u ~ N(0, 1)) and the up-projection reconstructs
+    the features' principal part. From a random start, fine-tuning a trained Whisper collapsed to one code within 60
+    steps (the decoder preferred a constant input to a noisy one)."""
 
     def __init__(self, dim: int, n_dims: int = 8):
         super().__init__()
@@ -58,8 +65,34 @@ class TrainableFSQ(nn.Module):
         self.project_up = nn.Linear(n_dims, dim)
         self.n_dims = n_dims
         self.codebook_size = 3**n_dims
+        self.register_buffer("initted", torch.tensor(False))
+
+    @torch.no_grad()
+    def init_from(self, h: torch.Tensor) -> None:
+        """PCA start from features h (..., dim) (averaged over DDP ranks)."""
+        import torch.distributed as dist
+
+        x = h.detach().reshape(-1, h.shape[-1]).float()
+        stats = torch.cat([x.sum(0), (x.T @ x).flatten(), x.new_tensor([len(x)])])
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(stats)
+        d = x.shape[-1]
+        n = stats[-1]
+        mean = stats[:d] / n
+        cov = stats[d:-1].view(d, d) / n - torch.outer(mean, mean)
+        eigvals, eigvecs = torch.linalg.eigh(cov)  # ascending
+        scale = eigvals[-self.n_dims :].clamp_min(1e-8).sqrt()
+        basis = eigvecs[:, -self.n_dims :]  # (dim, n_dims)
+        down = (basis / scale).T
+        self.project_down.weight.copy_(down)
+        self.project_down.bias.copy_(-down @ mean)
+        self.project_up.weight.copy_(basis * scale)
+        self.project_up.bias.copy_(mean)
+        self.initted.fill_(True)
 
     def forward(self, h: torch.Tensor):
+        if self.training and not bool(self.initted):
+            self.init_from(h)
         z = self.project_down(h).float().tanh() * 0.9990000128746033
         q = z + (z.round() - z).detach()
         powers = torch.pow(3, torch.arange(self.n_dims, device=h.device, dtype=z.dtype))
@@ -106,6 +139,7 @@ class SupervisedTokenizerASR(nn.Module):
             TrainableFSQ(d, c.fsq_dims) if c.quantizer == "fsq" else TrainableVQ(d, c.codebook_size, c.vq_decay)
         )
         self.register_buffer("extra_positions", sinusoids(c.dims().n_audio_ctx, d), persistent=False)
+        self.ctc = nn.Linear(d, len(CTC_CHARS) + 1) if c.ctc else None
         # a character Whisper from our recipe: the ASR loss runs on its 77 logits (exact, see restricted_vocab)
         self.vocab = restricted_vocab(self.whisper)
 
@@ -120,13 +154,22 @@ class SupervisedTokenizerASR(nn.Module):
             x = F.avg_pool1d(x.transpose(1, 2), self.config.pool, ceil_mode=True).transpose(1, 2)
         return x
 
-    def forward(self, mel: torch.Tensor, texts: list[str]) -> dict[str, torch.Tensor]:
-        """ASR loss through the quantized bottleneck: ``{"asr", "commit", "codes"}``."""
+    def forward(
+        self, mel: torch.Tensor, texts: list[str], label_smoothing: float = 0.0, token_noise: float = 0.0
+    ) -> dict[str, torch.Tensor]:
+        """ASR loss through the quantized bottleneck: ``{"asr", "commit", "codes", "features"}`` (the encoder
+        output computed from the tokens, (B, n_audio_ctx, d)) plus ``"ctc"`` (character CTC
+        of the quantized features, at the token rate) with the CTC head; ``label_smoothing`` and ``token_noise`` as
+        in :func:`audiotok.whisper.asr_loss` (training aids)."""
         h = self.tokenize_hidden(mel)
         q, codes, commit = self.quantizer(h)
         features = self.decode_tokens_to_features(q)
-        asr = asr_loss(self.whisper, mel, texts, audio_features=features, vocab=self.vocab)
-        return {"asr": asr, "commit": commit, "codes": codes}
+        asr = asr_loss(self.whisper, mel, texts, features, self.vocab, label_smoothing, token_noise)
+        out = {"asr": asr, "commit": commit, "codes": codes, "features": features}
+        if self.ctc is not None:
+            log_probs = self.ctc(q).float().log_softmax(-1).transpose(0, 1)  # (T, B, C)
+            out["ctc"] = character_ctc_loss(log_probs, texts)
+        return out
 
     def decode_tokens_to_features(self, q: torch.Tensor) -> torch.Tensor:
         """Quantized hidden (B, L / pool, d) -> encoder output (B, L, d) for the ASR decoder."""

@@ -14,9 +14,13 @@ The training loop is the one of ``recipes/whisper/train.py``.
 
 from __future__ import annotations
 
+import copy
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
+import torch.nn.functional as F
 
 from audiotok.codec.quantizer import codebook_usage
 from audiotok.config import config_from_args
@@ -31,6 +35,9 @@ class SemanticTrainConfig(WhisperTrainConfig):
     tokenizer: SupervisedConfig = field(default_factory=SupervisedConfig)
     init_whisper: str | None = None  # a trained Whisper (.pt or .safetensors) to start from; its dims win
     commit_weight: float = 1.0  # VQ commitment (FSQ has none)
+    # training aid: mean squared distance of the encoder output read from the tokens to the starting Whisper's own
+    # encoder output (a frozen copy of init_whisper's encoder): a dense target for the blocks above the quantizer
+    distill_weight: float = 0.0
 
 
 def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
@@ -52,15 +59,34 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
                 "text_unit": text_unit(whisper),
             }
         )
+    tc = SupervisedConfig(**{**tc.__dict__, "ctc": tc.ctc or cfg.ctc_weight > 0})
     # the shared loop filters utterances by the audio context
     cfg.arch.seconds = tc.seconds
     model = SupervisedTokenizerASR(tc, whisper)
 
+    teacher = None
+    if cfg.distill_weight > 0:
+        if whisper is None:
+            raise ValueError("distill_weight needs init_whisper (the teacher is its encoder)")
+        teacher = copy.deepcopy(whisper.encoder).eval().requires_grad_(False)
+
     def loss(net, mel, texts, audio_lens):
-        out = net(mel, texts)
+        out = net(mel, texts, cfg.label_smoothing, cfg.token_noise)
         usage = codebook_usage(out["codes"].detach(), model.quantizer.codebook_size)
         total = out["asr"] + cfg.commit_weight * out["commit"]
+        logs = {}
+        if teacher is not None:
+            teacher.to(mel.device)
+            with torch.no_grad():
+                target = teacher(mel)
+            distill = F.mse_loss(out["features"].float(), target.float())
+            total = total + cfg.distill_weight * distill
+            logs["distill"] = distill.detach()
+        if "ctc" in out:
+            total = total + cfg.ctc_weight * out["ctc"]
+            logs["ctc"] = out["ctc"].detach()
         return total, {
+            **logs,
             "asr": out["asr"].detach(),
             "commit": out["commit"].detach(),
             "codebook_used": usage["used"],

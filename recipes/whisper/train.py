@@ -29,16 +29,19 @@ from audiotok.data.sampler import DurationBatchSampler
 from audiotok.train import barrier, cleanup_distributed, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
 from audiotok.whisper import (
+    CTC_CHARS,
     WhisperFrontend,
     char_training_vocab,
+    character_ctc_loss,
     decoder_logits,
     encode_text,
     load_whisper,
     new_whisper,
-    restricted_cross_entropy,
     save_openai,
     save_safetensors,
     small_dims,
+    teacher_forcing_targets,
+    text_cross_entropy,
     text_unit,
     tokenizer_for,
     transcribe,
@@ -197,9 +200,6 @@ class ASRTask:
     select_on: str = "wer"  # the validation metric (lower is better) that picks ``<out_dir>/best``
 
 
-CTC_CHARS = " 'abcdefghijklmnopqrstuvwxyz0123456789"  # blank = 0, then these
-
-
 class WhisperWithCTC(torch.nn.Module):
     """Whisper plus a character CTC head on its encoder output (``ctc=True``), for training only (the export is
     the Whisper). ``forward(mel, tokens, vocab=None) -> (decoder logits, CTC log-probs (T, B, n_chars + 1) or
@@ -216,16 +216,6 @@ class WhisperWithCTC(torch.nn.Module):
         logits = decoder_logits(self.whisper, tokens, audio, vocab)
         log_probs = None if self.ctc is None else self.ctc(audio).float().log_softmax(-1).transpose(0, 1)
         return logits, log_probs
-
-
-def ctc_targets(texts: list[str], device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenated character targets of the normalised texts and their lengths."""
-    from audiotok.whisper import normalize
-
-    seqs = [[CTC_CHARS.index(c) + 1 for c in normalize(t) if c in CTC_CHARS] or [1] for t in texts]
-    return torch.tensor([i for s in seqs for i in s], device=device), torch.tensor(
-        [len(s) for s in seqs], device=device
-    )
 
 
 def init_whisper_weights(net: torch.nn.Module, path: str) -> None:
@@ -416,16 +406,7 @@ def teacher_forced_loss(
     synchronises the gradients), plus the character CTC term when ``net`` has the CTC head and the guided-attention
     term with a ``probe`` (needs ``audio_lens``, 16 kHz samples). ``vocab``: the logits are computed on these token
     ids only (a :class:`WhisperWithCTC` ``net``; see :func:`restricted_cross_entropy`). -> (loss, logs)."""
-    import torch.nn.functional as F
-
-    from audiotok.whisper import IGNORE, char_vocab, corrupt_tokens, text_targets, text_unit, tokenizer_for
-
-    tokenizer = tokenizer_for(model)
-    y_in, y_out = text_targets(texts, tokenizer, model.dims.n_text_ctx, mel.device, text_unit(model))
-    if cfg.token_noise > 0:
-        n_prefix = len(tokenizer.sot_sequence_including_notimestamps)
-        noise = char_vocab(tokenizer) if text_unit(model) == "char" else None
-        y_in = corrupt_tokens(y_in, cfg.token_noise, n_prefix, tokenizer.eot, noise)
+    y_in, y_out = teacher_forcing_targets(model, texts, mel.device, cfg.token_noise)
     if probe is not None:
         probe.active, probe.maps = True, []
     try:
@@ -434,17 +415,10 @@ def teacher_forced_loss(
         if probe is not None:
             probe.active = False
     logits, log_probs = out if isinstance(out, tuple) else (out, None)
-    if vocab is None:
-        ce = F.cross_entropy(
-            logits.transpose(1, 2).float(), y_out, ignore_index=IGNORE, label_smoothing=cfg.label_smoothing
-        )
-    else:
-        ce = restricted_cross_entropy(logits, y_out, vocab, model.dims.n_vocab, cfg.label_smoothing)
+    ce = text_cross_entropy(model, logits, y_out, vocab, cfg.label_smoothing)
     total, logs = ce, {}
     if log_probs is not None:
-        targets, target_lens = ctc_targets(texts, mel.device)
-        frames = torch.full((len(texts),), log_probs.shape[0], dtype=torch.long, device=mel.device)
-        ctc = F.ctc_loss(log_probs, targets, frames, target_lens, zero_infinity=True)
+        ctc = character_ctc_loss(log_probs, texts)
         total, logs = total + cfg.ctc_weight * ctc, {"ce": ce.detach(), "ctc": ctc.detach()}
     if probe is not None and probe.maps:
         # 160 samples per mel frame, 2 mel frames per encoder frame
