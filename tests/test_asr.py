@@ -232,13 +232,15 @@ def test_adapt_recipe_runs_two_steps_and_resumes(child_corpus, tmp_path, unit):
         "warmup_steps=1",
         "log_every=1",
         "save_every=2",
+        "select_on=cer",
     ]
     main([*args, "max_steps=2", "valid_every=2"])
     assert (out / "adapter.safetensors").exists() and (out / "best" / "adapter.safetensors").exists()
     main([*args, "max_steps=4", "valid_every=100"])
     steps = [json.loads(line)["step"] for line in (out / "train.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
-    assert json.loads((out / "best" / "metrics.json").read_text())["step"] == 2
+    chosen = json.loads((out / "best" / "metrics.json").read_text())
+    assert chosen["step"] == 2 and 0 <= chosen["cer"] <= chosen["wer"] + 10
 
 
 def test_experiment_writes_the_comparison_table_and_rank_maps(child_corpus, tmp_path):

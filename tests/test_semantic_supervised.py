@@ -159,3 +159,23 @@ def test_ctc_head_on_the_quantized_features_and_training_aids_reach_the_loss():
         assert not torch.allclose(plain, model(mel, texts, label_smoothing=0.1)["asr"])
         torch.manual_seed(1)
         assert not torch.allclose(plain, model(mel, texts, token_noise=0.5)["asr"])
+
+
+def test_ctc_head_on_the_encoder_output_starts_from_a_whisper_runs_head(tmp_path):
+    from audiotok.whisper import CTC_CHARS, save_safetensors, small_dims
+    from recipes.semantic.train import SemanticTrainConfig, semantic_task
+
+    save_safetensors(new_whisper(small_dims(80, 2.0, 32, 2, 2, n_text_ctx=32)), tmp_path / "w.safetensors")
+    head = {"ctc.weight": torch.randn(len(CTC_CHARS) + 1, 32), "ctc.bias": torch.randn(len(CTC_CHARS) + 1)}
+    torch.save({"model": {"whisper.encoder.conv1.weight": torch.zeros(1), **head}}, tmp_path / "last.pt")
+    cfg = SemanticTrainConfig(
+        init_whisper=str(tmp_path / "w.safetensors"), ctc_weight=0.3, init_ctc=str(tmp_path / "last.pt")
+    )
+    cfg.tokenizer.quantize_after, cfg.tokenizer.ctc_input = 1, "encoder"
+    model = semantic_task(cfg).model
+    assert torch.equal(model.ctc.weight, head["ctc.weight"]) and torch.equal(model.ctc.bias, head["ctc.bias"])
+    out = model(torch.randn(2, 80, 200), ["a cat", "the dog"])
+    assert torch.isfinite(out["ctc"])
+    cfg.tokenizer.ctc_input = "tokens"
+    with pytest.raises(ValueError, match="ctc_input=encoder"):
+        semantic_task(cfg)

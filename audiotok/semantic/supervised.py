@@ -41,7 +41,8 @@ class SupervisedConfig:
     fsq_dims: int = 8
     vq_decay: float = 0.99
     text_unit: str = "bpe"  # how the ASR decoder spells (audiotok.whisper.text_unit)
-    ctc: bool = False  # a character CTC head on the quantized features (training aid; not part of the tokenizer)
+    ctc: bool = False  # a character CTC head (training aid; not part of the tokenizer) ...
+    ctc_input: str = "tokens"  # ... on the quantized tokens (25 Hz) or on the "encoder" output read from them (50 Hz)
     extra: dict = field(default_factory=dict)  # free notes (e.g. where the Whisper weights came from)
 
     def dims(self) -> ModelDimensions:
@@ -139,6 +140,8 @@ class SupervisedTokenizerASR(nn.Module):
             TrainableFSQ(d, c.fsq_dims) if c.quantizer == "fsq" else TrainableVQ(d, c.codebook_size, c.vq_decay)
         )
         self.register_buffer("extra_positions", sinusoids(c.dims().n_audio_ctx, d), persistent=False)
+        if c.ctc_input not in ("tokens", "encoder"):
+            raise ValueError(f"ctc_input must be 'tokens' or 'encoder', not {c.ctc_input!r}")
         self.ctc = nn.Linear(d, len(CTC_CHARS) + 1) if c.ctc else None
         # a character Whisper from our recipe: the ASR loss runs on its 77 logits (exact, see restricted_vocab)
         self.vocab = restricted_vocab(self.whisper)
@@ -159,7 +162,7 @@ class SupervisedTokenizerASR(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """ASR loss through the quantized bottleneck: ``{"asr", "commit", "codes", "features"}`` (the encoder
         output computed from the tokens, (B, n_audio_ctx, d)) plus ``"ctc"`` (character CTC
-        of the quantized features, at the token rate) with the CTC head; ``label_smoothing`` and ``token_noise`` as
+        of the quantized tokens or of the encoder output read from them, ``config.ctc_input``) with the CTC head; ``label_smoothing`` and ``token_noise`` as
         in :func:`audiotok.whisper.asr_loss` (training aids)."""
         h = self.tokenize_hidden(mel)
         q, codes, commit = self.quantizer(h)
@@ -167,7 +170,8 @@ class SupervisedTokenizerASR(nn.Module):
         asr = asr_loss(self.whisper, mel, texts, features, self.vocab, label_smoothing, token_noise)
         out = {"asr": asr, "commit": commit, "codes": codes, "features": features}
         if self.ctc is not None:
-            log_probs = self.ctc(q).float().log_softmax(-1).transpose(0, 1)  # (T, B, C)
+            x = features if self.config.ctc_input == "encoder" else q
+            log_probs = self.ctc(x).float().log_softmax(-1).transpose(0, 1)  # (T, B, C)
             out["ctc"] = character_ctc_loss(log_probs, texts)
         return out
 

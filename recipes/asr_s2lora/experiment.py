@@ -121,6 +121,7 @@ def run(cfg: ExperimentConfig) -> dict:
                 "train_minutes": round((time.time() - t0) / 60, 1),
                 "selected_step": chosen.get("step", acfg.max_steps),
                 "valid_wer": chosen.get("wer"),
+                "valid_cer": chosen.get("cer"),
                 **measure(model, sets, cfg),
             }
             results_path.write_text(json.dumps(results, indent=1))

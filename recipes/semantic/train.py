@@ -38,6 +38,10 @@ class SemanticTrainConfig(WhisperTrainConfig):
     # training aid: mean squared distance of the encoder output read from the tokens to the starting Whisper's own
     # encoder output (a frozen copy of init_whisper's encoder): a dense target for the blocks above the quantizer
     distill_weight: float = 0.0
+    # start the CTC head (tokenizer.ctc_input: encoder) from a Whisper run's last.pt whose CTC head read the same
+    # encoder output (recipes/whisper with ctc_weight > 0), or a safetensors file of ``ctc.weight``/``ctc.bias`` (the
+    # one beside the bundled whisper-synth): a trained head has no blank-only phase
+    init_ctc: str | None = None
 
 
 def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
@@ -64,6 +68,16 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
     cfg.arch.seconds = tc.seconds
     model = SupervisedTokenizerASR(tc, whisper)
 
+    if cfg.init_ctc:
+        if model.ctc is None or tc.ctc_input != "encoder":
+            raise ValueError("init_ctc needs ctc_weight > 0 and tokenizer.ctc_input=encoder")
+        if cfg.init_ctc.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(cfg.init_ctc)
+        else:
+            state = torch.load(cfg.init_ctc, map_location="cpu", weights_only=False)["model"]
+        model.ctc.load_state_dict({k.removeprefix("ctc."): v for k, v in state.items() if k.startswith("ctc.")})
     teacher = None
     if cfg.distill_weight > 0:
         if whisper is None:
@@ -106,11 +120,11 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
                 return model.decode_tokens_to_features(q)
 
             quantized = validate(model.whisper, front, cfg_, device, features_fn=through_quantizer)
-            return {"wer_tokens": quantized["wer"], "n": quantized["n"]}
+            return {"wer_tokens": quantized["wer"], "cer_tokens": quantized["cer"], "n": quantized["n"]}
         finally:
             model.train()
 
-    return ASRTask(model, model.whisper, loss, save, valid, select_on="wer_tokens")
+    return ASRTask(model, model.whisper, loss, save, valid, select_on=f"{cfg.select_on}_tokens")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -110,6 +110,8 @@ class WhisperTrainConfig:
     init: str | None = None
     guided_attention: float = 0.0  # weight of a diagonal prior on the decoder's cross-attention (training only)
     guided_sigma: float = 0.2  # its width, in fractions of the utterance
+    select_on: str = "wer"  # the validation metric that picks <out_dir>/best: "wer" or "cer" (when most words are
+    # wrong, as for a weak model on a new domain, CER still moves)
 
 
 def spec_augment(
@@ -163,7 +165,7 @@ def concat_utterances(
 
 
 def validate(model: Whisper, front: WhisperFrontend, cfg: WhisperTrainConfig, device, features_fn=None) -> dict:
-    """Greedy-decoding WER on held-out speakers (``features_fn(mel)``: encoder output to decode from, e.g.
+    """Greedy-decoding WER and CER on held-out speakers (``features_fn(mel)``: encoder output to decode from, e.g.
     through a quantizer)."""
     from audiotok.audio import load, resample
     from audiotok.data.dataset import pad_sequences
@@ -183,7 +185,7 @@ def validate(model: Whisper, front: WhisperFrontend, cfg: WhisperTrainConfig, de
         hyps += transcribe(model, mel, audio_features=features)
         refs += [u.text or "" for u in chunk]
     model.train()
-    return {"wer": wer(refs, hyps), "n": len(refs)}
+    return {"wer": wer(refs, hyps), "cer": wer(refs, hyps, unit="char"), "n": len(refs)}
 
 
 @dataclass
@@ -197,7 +199,8 @@ class ASRTask:
     validate: object  # (front, cfg, device) -> metrics dict (rank 0)
     param_groups: object = None  # (weight_decay) -> optimiser groups; default: every parameter that requires grad
     after_step: object = None  # (step, lr) -> None, after each optimiser step (proximal steps, AdaLoRA budgets)
-    select_on: str = "wer"  # the validation metric (lower is better) that picks ``<out_dir>/best``
+    select_on: str | None = None  # the validation metric (lower is better) that picks ``<out_dir>/best``
+    # (default: the config's select_on)
 
 
 class WhisperWithCTC(torch.nn.Module):
@@ -345,7 +348,7 @@ def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
         full_config=cfg,
         param_groups=task.param_groups(cfg.weight_decay) if task.param_groups is not None else None,
         after_step=task.after_step,
-        select_on=task.select_on,
+        select_on=task.select_on or cfg.select_on,
     )
     barrier()
     cleanup_distributed()
