@@ -126,7 +126,8 @@ def run(cfg: ExperimentConfig) -> dict:
             }
             results_path.write_text(json.dumps(results, indent=1))
         if method.split("-")[0] in ("s2lora", "adalora"):
-            ranks[method] = Adapter.load(load_whisper(cfg.base), adapter_path).ranks()
+            # the rank pattern at the end of training (AdaLoRA's budget reaches its target only in its final phase)
+            ranks[method] = Adapter.load(load_whisper(cfg.base), run_dir / "adapter.safetensors").ranks()
     write_report(results, ranks, n_base, cfg, out)
     return results
 
