@@ -161,9 +161,9 @@ class SupervisedTokenizerASR(nn.Module):
         self, mel: torch.Tensor, texts: list[str], label_smoothing: float = 0.0, token_noise: float = 0.0
     ) -> dict[str, torch.Tensor]:
         """ASR loss through the quantized bottleneck: ``{"asr", "commit", "codes", "features"}`` (the encoder
-        output computed from the tokens, (B, n_audio_ctx, d)) plus ``"ctc"`` (character CTC
-        of the quantized tokens or of the encoder output read from them, ``config.ctc_input``) with the CTC head; ``label_smoothing`` and ``token_noise`` as
-        in :func:`audiotok.whisper.asr_loss` (training aids)."""
+        output computed from the tokens, (B, n_audio_ctx, d)), plus ``"ctc"`` with the CTC head (character CTC of
+        the quantized tokens or of that encoder output, ``config.ctc_input``). ``label_smoothing`` and
+        ``token_noise`` as in :func:`audiotok.whisper.asr_loss` (training aids)."""
         h = self.tokenize_hidden(mel)
         q, codes, commit = self.quantizer(h)
         features = self.decode_tokens_to_features(q)
