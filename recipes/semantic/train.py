@@ -27,7 +27,7 @@ from audiotok.config import config_from_args
 from audiotok.hub import save_model
 from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
 from audiotok.whisper import load_whisper, text_unit
-from recipes.whisper.train import ASRTask, WhisperTrainConfig, train, validate
+from recipes.whisper.train import ASRTask, WhisperTrainConfig, run_state, train, validate
 
 
 @dataclass
@@ -76,7 +76,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
 
             state = load_file(cfg.init_ctc)
         else:
-            state = torch.load(cfg.init_ctc, map_location="cpu", weights_only=False)["model"]
+            state = run_state(cfg.init_ctc)
         model.ctc.load_state_dict({k.removeprefix("ctc."): v for k, v in state.items() if k.startswith("ctc.")})
     teacher = None
     if cfg.distill_weight > 0:

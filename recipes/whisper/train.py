@@ -221,6 +221,11 @@ class WhisperWithCTC(torch.nn.Module):
         return logits, log_probs
 
 
+def run_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The model tensors of a training run's ``last.pt`` (as the shared loop saves them)."""
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
 def init_whisper_weights(net: torch.nn.Module, path: str) -> None:
     """Load start weights into ``net`` (a Whisper or a :class:`WhisperWithCTC`) from a Whisper checkpoint or a run's
     ``last.pt`` (whose CTC head is kept when ``net`` has one). A source encoder with fewer layers is grown: its
@@ -228,8 +233,7 @@ def init_whisper_weights(net: torch.nn.Module, path: str) -> None:
     the grown model computes exactly what the source did; progressive stacking in the spirit of Gong et al., 2019).
     Every other tensor must match in name and shape."""
     if Path(path).name == "last.pt":
-        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
-        state = {k.removeprefix("whisper."): v for k, v in state.items()}
+        state = {k.removeprefix("whisper."): v for k, v in run_state(path).items()}
     else:
         state = load_whisper(path).state_dict()
     whisper = net.whisper if isinstance(net, WhisperWithCTC) else net
