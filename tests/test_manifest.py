@@ -71,3 +71,14 @@ def test_lazy_reading_yields_before_a_bad_line(tmp_path):
 def test_missing_manifest(tmp_path):
     with pytest.raises(ManifestError, match="not found"):
         read_manifest(tmp_path / "none.jsonl")
+
+
+def test_even_share_takes_every_speaker():
+    from audiotok.data.manifest import even_share
+
+    utts = [Utterance(id=f"{s}{i}", audio="x.wav", duration=1.0, speaker=s) for s in "abc" for i in range(10)]
+    picked = even_share(utts, 6)
+    assert [u.id for u in picked] == ["a0", "a1", "b0", "b1", "c0", "c1"]
+    assert len(even_share(utts, 7)) == 9  # ceil(7 / 3) of each voice
+    assert len(even_share(utts, 2, min_per_speaker=2)) == 6
+    assert even_share(utts, None) == utts

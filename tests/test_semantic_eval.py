@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from audiotok.codec import Codec, codec_config
+from audiotok.data.manifest import even_share, read_manifest
 from audiotok.hub import save_model
 from audiotok.semantic.evaluate import (
     add_noise,
@@ -60,10 +61,12 @@ def test_eval_semantic_end_to_end_on_tiny_models(tiny_corpus, tmp_path):
     tokenizer = asr.export_tokenizer()
     codec = Codec(codec_config("tiny")).eval()
     result = evaluate_semantic(
-        tokenizer, tiny_corpus / "all.jsonl", codec, asr, asr.whisper, limit=4, batch_size=4, progress=False
+        tokenizer, tiny_corpus / "all.jsonl", codec, asr, asr.whisper, limit=14, batch_size=4, progress=False
     )
-    assert result["utterances"] == 4
-    assert 0.0 <= result["wer_from_tokens"] and 0.0 <= result["wer_unquantized"]
+    # an even share of every voice (at least one each)
+    assert result["utterances"] == len(even_share(read_manifest(tiny_corpus / "all.jsonl"), 14))
+    for key in ("wer_from_tokens", "cer_from_tokens", "wer_unquantized", "cer_unquantized"):
+        assert 0.0 <= result[key]
     for name in ("semantic", "codec"):
         entry = result[name]
         assert set(entry["robustness"]) == {"noise_20db", "noise_10db", "noise_5db", "speed_0.9", "speed_1.1"}
@@ -92,4 +95,8 @@ def test_eval_semantic_cli(tiny_corpus, tmp_path):
     )
     assert rc == 0
     result = json.loads(out.read_text())
-    assert "wer_from_tokens" in result and "codec" not in result and result["utterances"] == 3
+    assert (
+        "wer_from_tokens" in result
+        and "codec" not in result
+        and result["utterances"] == len(even_share(read_manifest(tiny_corpus / "all.jsonl"), 3))
+    )

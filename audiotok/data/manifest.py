@@ -119,6 +119,20 @@ def read_manifest(path: str | os.PathLike, resolve_paths: bool = True) -> list[U
     return list(iter_manifest(path, resolve_paths))
 
 
+def even_share(utts: list[Utterance], limit: int | None, min_per_speaker: int = 1) -> list[Utterance]:
+    """About ``limit`` utterances as an even share of every speaker: the first ``ceil(limit / speakers)`` (at least
+    ``min_per_speaker``) of each, in manifest order; a plain ``[:limit]`` of a manifest sorted by speaker would keep
+    only its first voices. ``limit=None``: all of them."""
+    if limit is None:
+        return list(utts)
+    by_speaker: dict[str, list[Utterance]] = {}
+    for u in utts:
+        by_speaker.setdefault(u.speaker or "", []).append(u)
+    per = max(min_per_speaker, -(-limit // max(len(by_speaker), 1)))
+    keep = {id(u) for group in by_speaker.values() for u in group[:per]}
+    return [u for u in utts if id(u) in keep]
+
+
 def write_manifest(
     path: str | os.PathLike, utterances: Iterable[Utterance | dict], relative_to: str | None = None
 ) -> int:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from audiotok.audio import load, resample
 from audiotok.codec.quantizer import codebook_usage
-from audiotok.data.manifest import Utterance, read_manifest
+from audiotok.data.manifest import Utterance, even_share, read_manifest
 
 SAMPLE_RATE = 16000
 SNRS = (20.0, 10.0, 5.0)
@@ -116,12 +116,21 @@ def _load_16k(utts: list[Utterance]) -> list[torch.Tensor]:
     return wavs
 
 
-def content_wer(asr_model, utts: list[Utterance], wavs: list[torch.Tensor], batch_size: int = 16) -> float:
-    """WER of a :class:`~audiotok.semantic.supervised.SupervisedTokenizerASR` decoding from its quantized tokens."""
-    from audiotok.whisper import transcribe_audio, word_error_rate
+def error_rates(refs: list[str], hyps: list[str]) -> dict[str, float]:
+    from audiotok.whisper import word_error_rate
+
+    return {"wer": word_error_rate(refs, hyps), "cer": word_error_rate(refs, hyps, unit="char")}
+
+
+def content_error_rates(
+    asr_model, utts: list[Utterance], wavs: list[torch.Tensor], batch_size: int = 16
+) -> dict[str, float]:
+    """WER and CER of a :class:`~audiotok.semantic.supervised.SupervisedTokenizerASR` decoding from its quantized
+    tokens."""
+    from audiotok.whisper import transcribe_audio
 
     hyps = transcribe_audio(asr_model.whisper, wavs, batch_size=batch_size, decode=asr_model.transcribe_from_tokens)
-    return word_error_rate([u.text for u in utts], hyps)
+    return error_rates([u.text for u in utts], hyps)
 
 
 def evaluate_semantic(
@@ -137,19 +146,21 @@ def evaluate_semantic(
 ) -> dict:
     """All of the module docstring's measures for ``tokenizer`` (and ``codec`` for comparison) on ``manifest``.
     ``asr_model``: the tokenizer's own ASR model (content WER); ``reference_asr``: an unquantized Whisper."""
-    from audiotok.whisper import transcribe_audio, word_error_rate
+    from audiotok.whisper import transcribe_audio
 
-    utts = [u for u in read_manifest(manifest)][:limit]
+    utts = even_share(read_manifest(manifest), limit)
     wavs = _load_16k(utts)
     systems = {"semantic": tokenizer, **({"codec": codec} if codec is not None else {})}
     result: dict = {"manifest": str(manifest), "utterances": len(utts)}
     steps = tqdm(total=len(systems) * 2 + 2, desc="eval-semantic", disable=not progress)
     if asr_model is not None and all(u.text for u in utts):
-        result["wer_from_tokens"] = content_wer(asr_model, utts, wavs, batch_size)
+        rates = content_error_rates(asr_model, utts, wavs, batch_size)
+        result["wer_from_tokens"], result["cer_from_tokens"] = rates["wer"], rates["cer"]
     steps.update()
     if reference_asr is not None and all(u.text for u in utts):
         hyps = transcribe_audio(reference_asr, wavs, batch_size=batch_size)
-        result["wer_unquantized"] = word_error_rate([u.text for u in utts], hyps)
+        rates = error_rates([u.text for u in utts], hyps)
+        result["wer_unquantized"], result["cer_unquantized"] = rates["wer"], rates["cer"]
     steps.update()
     for name, tok in systems.items():
         tokens = _tokens(tok, wavs, batch_size)
@@ -173,7 +184,12 @@ def evaluate_semantic(
 def format_report(result: dict) -> str:
     """A plain-text table of :func:`evaluate_semantic`'s result."""
     lines = [f"{result['utterances']} utterances of {result['manifest']}"]
-    for key, label in (("wer_from_tokens", "WER from tokens"), ("wer_unquantized", "WER unquantized ASR")):
+    for key, label in (
+        ("wer_from_tokens", "WER from tokens"),
+        ("cer_from_tokens", "CER from tokens"),
+        ("wer_unquantized", "WER unquantized ASR"),
+        ("cer_unquantized", "CER unquantized ASR"),
+    ):
         if key in result:
             lines.append(f"  {label:<28} {100 * result[key]:.1f}%")
     names = [n for n in ("semantic", "codec") if n in result]

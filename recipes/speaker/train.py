@@ -58,14 +58,9 @@ def equal_error_rate(scores: torch.Tensor, same: torch.Tensor) -> float:
 
 def held_out_eer(model: SpeakerEncoder, manifest: str, limit: int) -> dict:
     from audiotok.audio import load, resample
-    from audiotok.data.manifest import read_manifest
+    from audiotok.data.manifest import even_share, read_manifest
 
-    by_speaker: dict[str, list] = {}
-    for u in read_manifest(manifest):
-        if u.speaker:
-            by_speaker.setdefault(u.speaker, []).append(u)
-    per = max(2, -(-limit // max(len(by_speaker), 1)))  # an even share of every held-out voice
-    utts = [u for group in by_speaker.values() for u in group[:per]]
+    utts = even_share([u for u in read_manifest(manifest) if u.speaker], limit, min_per_speaker=2)
     wavs = []
     for u in utts:
         w, sr = load(u.audio, mono=True)
