@@ -238,3 +238,18 @@ def test_semantic_tab_shows_the_tokenizers_own_transcript_and_codec_choices(tmp_
         app.get_codec.cache_clear()
     monkeypatch.setenv("AUDIOTOK_CODEC", str(codec_file))
     assert app.codec_choices() == ["custom"]
+
+
+def test_semantic_tab_runs_on_the_bundled_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("AUDIOTOK_S3", raising=False)
+    monkeypatch.setenv("AUDIOTOK_S3_ASR", str(tmp_path / "absent.safetensors"))  # the ASR half is not bundled
+    audio.save(tmp_path / "a.wav", speechlike(2 * 16000, 16000), 16000)
+    app.get_semantic.cache_clear()
+    app.get_semantic_asr.cache_clear()
+    try:
+        out = app.semantic_tokens(str(tmp_path / "a.wav"))
+    finally:
+        app.get_semantic.cache_clear()
+        app.get_semantic_asr.cache_clear()
+    assert out["summary"].startswith("**50 semantic tokens** (25 tokens/s, 6561 codes)")
+    assert "No ASR model" in out["transcript"]
