@@ -41,6 +41,7 @@ class TTSLMConfig:
     num_kv_heads: int = 2
     max_position: int = 2048
     rope_theta: float = 10000.0
+    tie_embeddings: bool = True  # output head = input embedding (as Qwen2.5-0.5B; halves the small model's size)
     n_speech: int = 6561  # the semantic tokenizer's codebook
     tokenizer: str = "semantic"  # the semantic tokenizer whose codes this LM speaks (name or path, informative)
     layout: str = "unified"  # "unified" (text, then speech) or "bistream" (CosyVoice 2: interleaved N:M)
@@ -87,7 +88,7 @@ def build_hf_model(cfg: TTSLMConfig, vocab_size: int):
         num_key_value_heads=cfg.num_kv_heads,
         max_position_embeddings=cfg.max_position,
         rope_theta=cfg.rope_theta,
-        tie_word_embeddings=False,
+        tie_word_embeddings=cfg.tie_embeddings,
     )
     if cfg.arch == "qwen2":
         return Qwen2ForCausalLM(Qwen2Config(**kwargs))
