@@ -243,6 +243,7 @@ def cmd_eval_tts(args: argparse.Namespace) -> int:
         modes,
         SynthesisOptions(sampling=SamplingConfig(max_ratio=args.max_ratio), n_steps=args.steps, seed=args.seed),
         progress=not args.quiet,
+        speakers=args.speakers.split(",") if args.speakers else None,
     )
     result["model"] = str(folder)
     print(format_report(result))
@@ -567,7 +568,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", choices=("offline", "stream", "both"), default="both")
     s.add_argument("--steps", type=int, default=10, help="flow ODE steps")
     s.add_argument("--max-ratio", type=float, default=20.0, help="most speech tokens per text token")
-    s.add_argument("--limit", type=int, default=50)
+    s.add_argument(
+        "--speakers",
+        default=None,
+        help="comma-separated voices to evaluate (e.g. the ones pocketsphinx understands: "
+        "flite-awb,flite-rms,flite-slt,festival-kal,festival-slt-hts); default: all",
+    )
+    s.add_argument("--limit", type=int, default=50, help="about this many sentences, an even share of every voice")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.add_argument("-o", "--output", default=None)

@@ -117,16 +117,26 @@ def test_synthesize_cli(tts, tmp_path):
 
 def test_eval_tts_on_tiny_models(tts, tiny_corpus, tmp_path):
     import json
+    from collections import Counter
 
     from audiotok.cli import main
+    from audiotok.data.manifest import read_manifest
     from audiotok.speaker import SpeakerConfig, SpeakerEncoder
     from tts.evaluate import evaluate_tts, format_report
 
     torch.manual_seed(0)
     speaker = SpeakerEncoder(SpeakerConfig(channels=16, emb_dim=8)).eval()
     opts = SynthesisOptions(sampling=SamplingConfig(min_ratio=1.0, max_ratio=2.0), n_steps=2)
+    voice = Counter(u.speaker for u in read_manifest(tiny_corpus / "all.jsonl")).most_common(1)[0][0]
     result = evaluate_tts(
-        tts, tiny_corpus / "all.jsonl", tiny_corpus / "all.jsonl", speaker, limit=2, options=opts, progress=False
+        tts,
+        tiny_corpus / "all.jsonl",
+        tiny_corpus / "all.jsonl",
+        speaker,
+        limit=2,
+        options=opts,
+        progress=False,
+        speakers=[voice],
     )
     assert result["utterances"] == 2
     for mode in ("offline", "stream"):
@@ -151,6 +161,8 @@ def test_eval_tts_on_tiny_models(tts, tiny_corpus, tmp_path):
             str(tmp_path / "spk.safetensors"),
             "--limit",
             "1",
+            "--speakers",
+            voice,
             "--mode",
             "offline",
             "--steps",

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from audiotok.audio import load, resample
-from audiotok.data.manifest import Utterance, read_manifest
+from audiotok.data.manifest import Utterance, even_share, read_manifest
 from audiotok.whisper import word_error_rate
 
 
@@ -55,13 +55,15 @@ def evaluate_tts(
     modes: tuple[str, ...] = ("offline", "stream"),
     options=None,
     progress: bool = True,
+    speakers: list[str] | None = None,
 ) -> dict:
+    """``limit``: about this many test sentences, an even share of every voice; ``speakers``: only these voices."""
     from audiotok.sphinx import recognize
     from audiotok.whisper import transcribe_audio
 
-    tests = [u for u in read_manifest(manifest) if u.text]
+    tests = [u for u in read_manifest(manifest) if u.text and (speakers is None or u.speaker in speakers)]
     prompts = pick_prompts(tests, read_manifest(prompt_manifest))
-    tests = [u for u in tests if u.id in prompts][:limit]
+    tests = even_share([u for u in tests if u.id in prompts], limit)
     if not tests:
         raise ValueError("no test utterance has a prompt of the same speaker in the prompt manifest")
     sr = tts.sample_rate
