@@ -3,7 +3,7 @@
 1. Builds a raw corpus with known truth from held-out voices of the synthetic corpus
    (:mod:`audiotok.pipeline.rawcorpus`: long recordings, noise at 30/20/10/5 dB SNR, tones, time-reversed decoys).
 2. Runs ``audiotok pipeline`` on it (segment, transcribe twice, report).
-3. Compares three filters on the same segments: **agreement** (TouchTTS: keep when the two recognisers agree),
+3. Compares three filters (and looser agreement thresholds, ``sweep``) on the same segments: **agreement** (TouchTTS: keep when the two recognisers agree),
    **clean-only** (keep segments whose recording's estimated SNR is at least ``snr_min``; the first recogniser's
    transcript) and **both**. For each: hours kept, retention, WER of the kept transcripts against the truth, and
    the share of kept audio that is decoy or tone.
@@ -32,6 +32,8 @@ class PipelineExperimentConfig:
     raw: RawCorpusConfig = field(default_factory=RawCorpusConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     snr_min: float = 20.0  # the clean-only filter's threshold on the estimated SNR (dB)
+    # looser agreement thresholds also reported (the pipeline's transcripts are reused; only the filter changes)
+    sweep: list[float] = field(default_factory=list)
     out_dir: str = "runs/pipeline"
 
 
@@ -51,6 +53,10 @@ def run(cfg: PipelineExperimentConfig) -> dict:
         f"clean-only (SNR >= {cfg.snr_min:g} dB)": lambda u, j: u.extra["snr_db"] >= cfg.snr_min,
         "both": lambda u, j: j["keep"] and u.extra["snr_db"] >= cfg.snr_min,
     }
+    for t in cfg.sweep:
+        filters[f"agreement, threshold {t:g}"] = lambda u, j, t=t: j["keep"] or (
+            j.get("reason") == "disagree" and j["score"] <= t
+        )
     results = {"hours_in": report["hours_in"], "filters": {}}
     for name, keep in filters.items():
         kept = []
