@@ -151,7 +151,7 @@ def test_raw_corpus_truth_and_scoring(tiny_corpus, tmp_path):
     assert score["wer_vs_truth"] == 0.0 and score["junk_share"] == 0.0 and score["kept"] == len(perfect)
 
 
-def test_pipeline_experiment_compares_three_filters(tiny_corpus, tmp_path):
+def test_pipeline_experiment_compares_the_filters(tiny_corpus, tmp_path):
     from audiotok.whisper import new_whisper, save_openai, small_dims
     from recipes.pipeline.experiment import main
 
@@ -168,9 +168,11 @@ def test_pipeline_experiment_compares_three_filters(tiny_corpus, tmp_path):
         ]
     )
     filters = results["filters"]
-    assert len(filters) == 3
-    agreement, clean, both = filters.values()
+    assert len(filters) == 3 + 4  # the config's sweep of looser agreement thresholds: 0.4, 0.5, 0.6, 0.75
+    agreement, clean, both, *sweep = filters.values()
     assert agreement["retention"] >= both["retention"] and clean["retention"] >= both["retention"]
+    retention = [agreement["retention"]] + [f["retention"] for f in sweep]
+    assert retention == sorted(retention)  # a looser threshold never keeps less
     assert all(0 <= f["retention"] <= 1 and 0 <= f["junk_share"] <= 1 for f in filters.values())
     assert "| agreement (TouchTTS) |" in (tmp_path / "exp" / "results.md").read_text()
 
