@@ -253,3 +253,6 @@ def test_semantic_tab_runs_on_the_bundled_default(tmp_path, monkeypatch):
         app.get_semantic_asr.cache_clear()
     assert out["summary"].startswith("**50 semantic tokens** (25 tokens/s, 6561 codes)")
     assert "No ASR model" in out["transcript"]
+    from audiotok.semantic import SemanticTokenizer
+
+    assert SemanticTokenizer.from_pretrained().codebook_size == 6561  # the bundled default by name

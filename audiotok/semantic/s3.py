@@ -322,15 +322,17 @@ class SemanticTokenizer(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, name: str | None = None, device: str | torch.device = "cpu"
+        cls, path: str | os.PathLike = "semantic", name: str | None = None, device: str | torch.device = "cpu"
     ) -> SemanticTokenizer:
-        """Our checkpoint (``.safetensors``), or with ``name`` one of :data:`OFFICIAL` loaded from a local state
-        dict saved from the ``s3tokenizer`` package's model (what its ``onnx2torch`` conversion gives)."""
-        from audiotok.hub import load_model
+        """Our checkpoint (``.safetensors``; default: the bundled ``semantic``), or with ``name`` one of
+        :data:`OFFICIAL` loaded from a local state dict saved from the ``s3tokenizer`` package's model (what its
+        ``onnx2torch`` conversion gives)."""
+        from audiotok.hub import load_model, resolve_bundled
         from audiotok.utils import sha256_file
 
         path = Path(path)
         if name is None:
+            path = resolve_bundled(path)
             model = load_model(path, cls, device=device)
         else:
             if name not in OFFICIAL:
