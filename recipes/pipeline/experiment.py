@@ -54,8 +54,8 @@ def run(cfg: PipelineExperimentConfig) -> dict:
         "both": lambda u, j: j["keep"] and u.extra["snr_db"] >= cfg.snr_min,
     }
     for t in cfg.sweep:
-        filters[f"agreement, threshold {t:g}"] = lambda u, j, t=t: j["keep"] or (
-            j.get("reason") == "disagree" and j["score"] <= t
+        filters[f"agreement, threshold {t:g}"] = lambda u, j, t=t: (
+            j["keep"] or (j.get("reason") == "disagree" and j["score"] <= t)
         )
     results = {"hours_in": report["hours_in"], "filters": {}}
     for name, keep in filters.items():
