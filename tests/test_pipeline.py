@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,29 @@ def test_pipeline_shards_its_stages_across_two_ranks(raw_recordings, tmp_path):
     assert ids[0] and ids[1] and not ids[0] & ids[1]  # disjoint shares
     report = json.loads((out / "report.json").read_text())
     assert report["utterances_kept"] == len(ids[0] | ids[1]) == report["utterances_segmented"]
+
+
+def test_pipeline_experiment_takes_only_the_chosen_voices(tiny_corpus, tmp_path):
+    from collections import Counter
+
+    from audiotok.data.manifest import read_manifest
+    from audiotok.whisper import new_whisper, save_openai, small_dims
+    from recipes.pipeline.experiment import main
+
+    voice = Counter(u.speaker for u in read_manifest(tiny_corpus / "all.jsonl")).most_common(1)[0][0]
+    asr = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=32), seed=0), tmp_path / "asr.pt")
+    main(
+        [
+            "--config",
+            str(Path(__file__).resolve().parents[1] / "recipes/pipeline/configs/synth-judge.yaml"),
+            f"source={tiny_corpus / 'all.jsonl'}",
+            f"speakers=[{voice}]",
+            "raw.utterances_per_recording=2",
+            f"pipeline.asr_a={asr}",
+            f"pipeline.asr_b={asr}",
+            f"out_dir={tmp_path / 'exp'}",
+        ]
+    )
+    assert {u.speaker for u in read_manifest(tmp_path / "exp" / "source.jsonl")} == {voice}
+    truth = [json.loads(line) for line in (tmp_path / "exp" / "raw" / "truth.jsonl").read_text().splitlines()]
+    assert truth and all(t["recording"].startswith(voice) for t in truth)

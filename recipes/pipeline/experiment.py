@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audiotok.config import config_from_args, save_config
-from audiotok.data.manifest import write_manifest
+from audiotok.data.manifest import read_manifest, write_manifest
 from audiotok.pipeline.rawcorpus import RawCorpusConfig, build_raw_corpus, score_kept
 from audiotok.pipeline.run import PipelineConfig, read_segments, read_transcripts, run_pipeline
 
@@ -29,6 +29,7 @@ from audiotok.pipeline.run import PipelineConfig, read_segments, read_transcript
 @dataclass
 class PipelineExperimentConfig:
     source: str = "data/synth-adult/test.jsonl"  # held-out voices
+    speakers: list[str] = field(default_factory=list)  # only these voices of the source (empty: all)
     raw: RawCorpusConfig = field(default_factory=RawCorpusConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     snr_min: float = 20.0  # the clean-only filter's threshold on the estimated SNR (dB)
@@ -43,7 +44,11 @@ def run(cfg: PipelineExperimentConfig) -> dict:
     save_config(cfg, out / "experiment.yaml")
     raw = out / "raw"
     if not (raw / "truth.jsonl").exists():
-        build_raw_corpus(cfg.source, raw, cfg.raw)
+        source = cfg.source
+        if cfg.speakers:
+            source = out / "source.jsonl"
+            write_manifest(source, [u for u in read_manifest(cfg.source) if u.speaker in cfg.speakers])
+        build_raw_corpus(source, raw, cfg.raw)
     work = out / "pipeline"
     report = run_pipeline(raw, work, cfg.pipeline, ("segment", "transcribe", "report"))
     segments, _ = read_segments(work)
