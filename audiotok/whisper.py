@@ -107,6 +107,11 @@ def word_error_rate(refs: list[str], hyps: list[str], unit: str = "word") -> flo
     return float(jiwer.cer(list(r), list(h)) if unit == "char" else jiwer.wer(list(r), list(h)))
 
 
+def error_rates(refs: list[str], hyps: list[str]) -> dict[str, float]:
+    """``{"wer", "cer"}`` of :func:`word_error_rate`."""
+    return {"wer": word_error_rate(refs, hyps), "cer": word_error_rate(refs, hyps, unit="char")}
+
+
 class WhisperFrontend(torch.nn.Module):
     """Padded 16 kHz audio (B, T) -> Whisper log-mel (B, n_mels, 2 * n_audio_ctx), padded/trimmed in frames."""
 

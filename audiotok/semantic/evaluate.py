@@ -116,18 +116,12 @@ def _load_16k(utts: list[Utterance]) -> list[torch.Tensor]:
     return wavs
 
 
-def error_rates(refs: list[str], hyps: list[str]) -> dict[str, float]:
-    from audiotok.whisper import word_error_rate
-
-    return {"wer": word_error_rate(refs, hyps), "cer": word_error_rate(refs, hyps, unit="char")}
-
-
 def content_error_rates(
     asr_model, utts: list[Utterance], wavs: list[torch.Tensor], batch_size: int = 16
 ) -> dict[str, float]:
     """WER and CER of a :class:`~audiotok.semantic.supervised.SupervisedTokenizerASR` decoding from its quantized
     tokens."""
-    from audiotok.whisper import transcribe_audio
+    from audiotok.whisper import error_rates, transcribe_audio
 
     hyps = transcribe_audio(asr_model.whisper, wavs, batch_size=batch_size, decode=asr_model.transcribe_from_tokens)
     return error_rates([u.text for u in utts], hyps)
@@ -146,7 +140,7 @@ def evaluate_semantic(
 ) -> dict:
     """All of the module docstring's measures for ``tokenizer`` (and ``codec`` for comparison) on ``manifest``.
     ``asr_model``: the tokenizer's own ASR model (content WER); ``reference_asr``: an unquantized Whisper."""
-    from audiotok.whisper import transcribe_audio
+    from audiotok.whisper import error_rates, transcribe_audio
 
     utts = even_share(read_manifest(manifest), limit)
     wavs = _load_16k(utts)

@@ -3,9 +3,9 @@
 1. Builds a raw corpus with known truth from held-out voices of the synthetic corpus
    (:mod:`audiotok.pipeline.rawcorpus`: long recordings, noise at 30/20/10/5 dB SNR, tones, time-reversed decoys).
 2. Runs ``audiotok pipeline`` on it (segment, transcribe twice, report).
-3. Compares three filters (and looser agreement thresholds, ``sweep``) on the same segments: **agreement** (TouchTTS: keep when the two recognisers agree),
-   **clean-only** (keep segments whose recording's estimated SNR is at least ``snr_min``; the first recogniser's
-   transcript) and **both**. For each: hours kept, retention, WER of the kept transcripts against the truth, and
+3. Compares three filters (and looser agreement thresholds, ``sweep``) on the same segments: **agreement**
+   (TouchTTS: keep when the two recognisers agree), **clean-only** (keep segments whose recording's estimated SNR
+   is at least ``snr_min``; the first recogniser's transcript) and **both**. For each: hours kept, retention, WER of the kept transcripts against the truth, and
    the share of kept audio that is decoy or tone.
 
     python recipes/pipeline/experiment.py --config recipes/pipeline/configs/synth.yaml

@@ -35,6 +35,7 @@ from audiotok.whisper import (
     character_ctc_loss,
     decoder_logits,
     encode_text,
+    error_rates,
     load_whisper,
     new_whisper,
     save_openai,
@@ -47,7 +48,6 @@ from audiotok.whisper import (
     transcribe,
     zero_rows_outside,
 )
-from audiotok.whisper import word_error_rate as wer
 
 
 @dataclass
@@ -185,7 +185,7 @@ def validate(model: Whisper, front: WhisperFrontend, cfg: WhisperTrainConfig, de
         hyps += transcribe(model, mel, audio_features=features)
         refs += [u.text or "" for u in chunk]
     model.train()
-    return {"wer": wer(refs, hyps), "cer": wer(refs, hyps, unit="char"), "n": len(refs)}
+    return {**error_rates(refs, hyps), "n": len(refs)}
 
 
 @dataclass
