@@ -175,3 +175,25 @@ def test_eval_tts_on_tiny_models(tts, tiny_corpus, tmp_path):
         ]
     )
     assert rc == 0 and "offline" in json.loads(out.read_text())
+
+
+def test_assemble_recipe_writes_a_loadable_fp16_folder(tts, tmp_path):
+    from recipes.tts.assemble import main as assemble
+
+    tts.lm.save_pretrained(tmp_path / "lm")
+    tts.flow.save(tmp_path / "flow.safetensors")
+    tts.vocoder.save(tmp_path / "vocoder.safetensors")
+    tts.semantic.save(tmp_path / "semantic.safetensors")
+    parts = ["--lm", str(tmp_path / "lm"), "--flow", str(tmp_path / "flow.safetensors")]
+    parts += ["--vocoder", str(tmp_path / "vocoder.safetensors"), "--semantic", str(tmp_path / "semantic.safetensors")]
+    assert assemble([*parts, "-o", str(tmp_path / "tts"), "--dtype", "fp16"]) == 0
+    again = TTS.from_pretrained(tmp_path / "tts")
+    for a, b in ((again.flow, tts.flow), (again.vocoder, tts.vocoder), (again.lm.model, tts.lm.model)):
+        for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert x.dtype == y.dtype and torch.equal(x, y.half().to(y.dtype) if y.is_floating_point() else y), k
+    assert again.mel_config == tts.mel_config and torch.isfinite(again.synthesize("The fox.", options=OPTS)).all()
+    wrong = replace(tts.flow.config, n_speech=100)
+    FlowDecoder(wrong).save(tmp_path / "flow-100.safetensors")
+    parts[3] = str(tmp_path / "flow-100.safetensors")
+    with pytest.raises(SystemExit, match="speech tokens"):
+        assemble([*parts, "-o", str(tmp_path / "bad")])

@@ -140,15 +140,42 @@ def pack(seqs: list[tuple[list[int], list[int]]], max_tokens: int, pad: int) -> 
     return {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
 
 
-def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Cross-entropy of ``model`` (an HF causal LM, or its DDP wrapper) on a :meth:`TTSLM.collate` batch, over the
-    labelled (speech) positions, and their next-token accuracy."""
-    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
-    logits = model(**inputs).logits
-    labels = batch["labels"]
-    ce = nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=IGNORE)
-    valid = labels != IGNORE
-    return ce, {"acc": (logits.detach().argmax(-1)[valid] == labels[valid]).float().mean()}
+class SpeechLoss(nn.Module):
+    """The training objective on an HF causal LM: cross-entropy over the labelled (speech) positions only, with the
+    softmax over the rows generation may emit (the specials and the speech tokens, ``first_row`` on) — generation
+    masks every text row, so the text rows' logits are never computed (on the small LM about 40% of the output
+    layer, and the output layer only at the labelled positions). Holds no parameters of its own: wrap *this* in
+    DDP/FSDP so that the wrapper's forward sees the whole computation. Returns (loss, accuracy)."""
+
+    def __init__(self, model: nn.Module, first_row: int):
+        super().__init__()
+        self.model, self.first_row = model, first_row
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) ids/labels, a (B, L) padding or (B, 1, L, L) packing mask -> scalar loss and accuracy."""
+        h = self.model.get_decoder()(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+        ).last_hidden_state
+        valid = labels != IGNORE
+        head = self.model.get_output_embeddings()
+        bias = None if head.bias is None else head.bias[self.first_row :]
+        logits = nn.functional.linear(h[valid], head.weight[self.first_row :], bias).float()
+        target = labels[valid] - self.first_row
+        return nn.functional.cross_entropy(logits, target), (logits.detach().argmax(-1) == target).float().mean()
+
+
+def lm_loss(objective: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss and speech-token accuracy of a :class:`SpeechLoss` (or its DDP/FSDP wrapper) on a :meth:`TTSLM.collate`
+    batch."""
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids", "labels")}
+    ce, acc = objective(**inputs)
+    return ce, {"acc": acc}
 
 
 class TTSLM(nn.Module):
@@ -327,7 +354,11 @@ class TTSLM(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean cross-entropy over speech positions, and their next-token accuracy (padded or packed batches)."""
-        return lm_loss(self.model, batch)
+        return lm_loss(self.objective(), batch)
+
+    def objective(self) -> SpeechLoss:
+        """The training loss module over this LM's weights (see :class:`SpeechLoss`)."""
+        return SpeechLoss(self.model, self.vocab.text_size)
 
     # ------------------------------------------------------------------------------------------- generation
     @torch.no_grad()

@@ -168,12 +168,20 @@ class TTS:
                 emitted = final
 
     # -------------------------------------------------------------------------------------------------- I/O
-    def save_pretrained(self, folder: str | os.PathLike, semantic: str = "semantic") -> Path:
+    def save_pretrained(
+        self, folder: str | os.PathLike, semantic: str = "semantic", dtype: torch.dtype | None = None
+    ) -> Path:
+        """The model folder: ``lm/`` (HF directory), ``flow.safetensors``, ``vocoder.safetensors`` and
+        ``pipeline.json`` (``semantic``: a bundled name or a path relative to the folder). ``dtype``: store the
+        floating-point weights in it (e.g. fp16 for a bundled default; they load back as fp32)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.lm.save_pretrained(folder / "lm")
-        self.flow.save(folder / "flow.safetensors")
-        self.vocoder.save(folder / "vocoder.safetensors")
+        lm_state = None
+        if dtype is not None:
+            lm_state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in self.lm.model.state_dict().items()}
+        self.lm.save_pretrained(folder / "lm", state_dict=lm_state)
+        self.flow.save(folder / "flow.safetensors", dtype=dtype)
+        self.vocoder.save(folder / "vocoder.safetensors", dtype=dtype)
         spec = {
             "format_version": "1",
             "lm": "lm",

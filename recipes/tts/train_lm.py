@@ -75,14 +75,15 @@ def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
     return TTSTokenizer.from_pretrained(out / "tokenizer", cfg.lm.n_speech)
 
 
-def validate(lm: TTSLM, records: list[dict], cfg: LMTrainConfig, device) -> dict:
-    """Loss and speech-token accuracy without prompts on the first ``n_valid`` validation utterances."""
+def validate(lm: TTSLM, net: torch.nn.Module, records: list[dict], cfg: LMTrainConfig, device) -> dict:
+    """Loss and speech-token accuracy without prompts on the first ``n_valid`` validation utterances, through
+    ``net`` (the training objective; sharded under FSDP, where its forward is a collective run by every rank)."""
     data = PairDataset(records[: cfg.data.n_valid], lm.tokenizer, prompt_prob=0.0, seed=cfg.seed)
     total, acc, n = 0.0, 0.0, 0
     with torch.no_grad():
         for i in range(0, len(data), 16):
             batch = lm.collate([data[j] for j in range(i, min(i + 16, len(data)))])
-            loss, logs = lm.loss({k: v.to(device) for k, v in batch.items()})
+            loss, logs = lm_loss(net, {k: v.to(device) for k, v in batch.items()})
             total, acc, n = total + float(loss), acc + float(logs["acc"]), n + 1
     return {"loss": total / max(n, 1), "acc": acc / max(n, 1)}
 
@@ -109,12 +110,13 @@ def train(cfg: LMTrainConfig) -> dict:
         dataset, batch_sampler=sampler, collate_fn=partial(lm.collate, pack_tokens=cfg.data.pack_tokens), num_workers=0
     )
     sharded = info.distributed and cfg.fsdp
+    objective = lm.objective()  # the wrapper's forward must cover the whole loss (DDP/FSDP hooks)
     if sharded:  # each decoder layer is one FSDP unit; embeddings and head go with the root
-        net = fsdp.shard(lm.model, lm.model.model.layers, device)
+        net = fsdp.shard(objective, lm.model.model.layers, device)
         if info.is_main:
             print(f"FSDP: {len(lm.model.model.layers)} decoder layers + root sharded over {info.world_size} ranks")
     else:
-        net = DDP(lm.model) if info.distributed else lm.model
+        net = DDP(objective) if info.distributed else objective
 
     def loss_fn(batch):
         return lm_loss(net, batch)
@@ -134,7 +136,9 @@ def train(cfg: LMTrainConfig) -> dict:
         loader,
         sampler,
         save_fn=save,
-        validate_fn=lambda: validate(lm, valid_records, cfg, device),
+        validate_fn=lambda: validate(
+            lm, net if sharded else objective, valid_records, cfg, device
+        ),  # DDP: rank 0 alone
         full_config=cfg,
     )
     barrier()
