@@ -232,7 +232,7 @@ def cmd_eval_tts(args: argparse.Namespace) -> int:
     tts = TTS.from_pretrained(folder, device=args.device)
     speaker = SpeakerEncoder.from_pretrained(args.speaker_model, device=args.device)
     judge = load_whisper(args.whisper, device=args.device) if args.whisper else None
-    modes = ("offline", "stream") if args.mode == "both" else (args.mode,)
+    modes = {"both": ("offline", "stream"), "all": ("resynthesis", "offline", "stream")}.get(args.mode, (args.mode,))
     result = evaluate_tts(
         tts,
         args.manifest,
@@ -565,7 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="TTS folder (default: bundled)")
     s.add_argument("--speaker-model", default="speaker", help="speaker-embedding checkpoint or bundled name")
     s.add_argument("--whisper", default=None, help="a Whisper model as a second WER judge (e.g. whisper-synth)")
-    s.add_argument("--mode", choices=("offline", "stream", "both"), default="both")
+    s.add_argument(
+        "--mode",
+        choices=("offline", "stream", "resynthesis", "both", "all"),
+        default="all",
+        help="both: offline + stream; all: also resynthesis (the recording's own tokens -> flow -> vocoder, no LM)",
+    )
     s.add_argument("--steps", type=int, default=10, help="flow ODE steps")
     s.add_argument("--max-ratio", type=float, default=20.0, help="most speech tokens per text token")
     s.add_argument(

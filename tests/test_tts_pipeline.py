@@ -137,14 +137,15 @@ def test_eval_tts_on_tiny_models(tts, tiny_corpus, tmp_path):
         options=opts,
         progress=False,
         speakers=[voice],
+        modes=("resynthesis", "offline", "stream"),
     )
     assert result["utterances"] == 2
-    for mode in ("offline", "stream"):
+    for mode in ("resynthesis", "offline", "stream"):
         e = result[mode]
         assert e["wer_sphinx"] >= 0 and -1 <= e["similarity"] <= 1 and e["rtf"] > 0
     assert result["stream"]["first_chunk_s"] > 0
     assert 0 <= result["recordings"]["wer_sphinx"] <= 1.5
-    assert "TTS, stream" in format_report(result)
+    assert "TTS, stream" in format_report(result) and "resynthesis (real tokens, no LM)" in format_report(result)
     speaker.save(tmp_path / "spk.safetensors")
     tts.semantic.save(tmp_path / "semantic.safetensors")
     folder = tts.save_pretrained(tmp_path / "tts", semantic=str(tmp_path / "semantic.safetensors"))
@@ -197,3 +198,13 @@ def test_assemble_recipe_writes_a_loadable_fp16_folder(tts, tmp_path):
     parts[3] = str(tmp_path / "flow-100.safetensors")
     with pytest.raises(SystemExit, match="speech tokens"):
         assemble([*parts, "-o", str(tmp_path / "bad")])
+
+
+def test_resynthesis_reads_the_recordings_own_tokens(tts):
+    from tests.conftest import speechlike
+
+    audio, prompt = speechlike(24000 * 2, 24000, seed=1), speechlike(24000, 24000, seed=2)
+    wav = tts.resynthesize(audio, 24000, prompt, 24000, OPTS)
+    codes, _ = tts._prompt(audio, 24000)
+    assert len(wav) == len(codes) * tts.flow.config.ratio * tts.mel_config.hop_length  # the recording's length
+    assert torch.equal(wav, tts.resynthesize(audio, 24000, prompt, 24000, OPTS))

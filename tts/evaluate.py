@@ -10,7 +10,8 @@ recording of the same speaker (its audio and transcript) from the prompt manifes
   recording of the same speaker (same-speaker reference) and vs. a recording of another speaker;
 * **speed**: real-time factor, and first-chunk latency when streaming;
 * both ways: ``offline`` (whole utterance) and ``stream`` (chunked LM -> flow -> vocoder), CosyVoice 2 Table 8 in
-  miniature.
+  miniature; and ``resynthesis``: the recording's own semantic tokens through the flow and vocoder (no LM), the
+  ceiling the LM's tokens are measured against.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def evaluate_tts(
         for u, p in tqdm(list(zip(tests, prompt_audio, strict=True)), desc=f"tts {mode}", disable=not progress):
             t0 = time.perf_counter()
             ptext = prompts[u.id].text
-            if mode == "stream":
+            if mode == "resynthesis":
+                wav = tts.resynthesize(real[len(outs)], sr, p, sr, options)
+            elif mode == "stream":
                 chunks = []
                 for c in tts.stream(u.text, p, sr, ptext, options):
                     if not chunks:
@@ -127,12 +130,12 @@ def format_report(result: dict) -> str:
     )
     if "similarity_other_speaker" in rec:
         lines.append(f"| another speaker's recording | | | {rec['similarity_other_speaker']:.3f} | | |")
-    for mode in ("offline", "stream"):
+    for mode in ("resynthesis", "offline", "stream"):
         if mode in result:
             e = result[mode]
             first = f"{e['first_chunk_s']:.2f}" if "first_chunk_s" in e else ""
             lines.append(
-                f"| TTS, {mode} | {pct(e['wer_sphinx'])} | {pct(e.get('wer_whisper'))} | {e['similarity']:.3f} "
+                f"| {'TTS, ' + mode if mode != 'resynthesis' else 'resynthesis (real tokens, no LM)'} | {pct(e['wer_sphinx'])} | {pct(e.get('wer_whisper'))} | {e['similarity']:.3f} "
                 f"| {e['rtf']:.2f} | {first} |"
             )
     return "\n".join(lines)

@@ -116,6 +116,22 @@ class TTS:
             )
         return torch.cat(pieces) if pieces else torch.zeros(0)
 
+    @torch.no_grad()
+    def resynthesize(
+        self,
+        audio: torch.Tensor,
+        sample_rate: int,
+        prompt_audio: torch.Tensor | None = None,
+        prompt_sample_rate: int | None = None,
+        options: SynthesisOptions | None = None,
+    ) -> torch.Tensor:
+        """The flow and vocoder alone: ``audio``'s own semantic tokens -> mel (with the prompt's mel in context) ->
+        audio (T,). Measures what the tokens, the flow and the vocoder keep, without the LM."""
+        o = options or SynthesisOptions()
+        p_codes, p_mel = self._prompt(prompt_audio, prompt_sample_rate)
+        codes, _ = self._prompt(audio, sample_rate)
+        return self._vocode(self._mel(p_codes + codes, p_mel, o, o.mask)[:, len(p_codes) * self.flow.config.ratio :])
+
     def _mel(self, codes: list[int], p_mel: torch.Tensor | None, o: SynthesisOptions, mask: str) -> torch.Tensor:
         """Flow mel (1, T, n_mels) for all ``codes`` (prompt codes first)."""
         dev = next(self.flow.parameters()).device
