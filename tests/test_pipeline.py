@@ -221,3 +221,42 @@ def test_pipeline_experiment_takes_only_the_chosen_voices(tiny_corpus, tmp_path)
     assert {u.speaker for u in read_manifest(tmp_path / "exp" / "source.jsonl")} == {voice}
     truth = [json.loads(line) for line in (tmp_path / "exp" / "raw" / "truth.jsonl").read_text().splitlines()]
     assert truth and all(t["recording"].startswith(voice) for t in truth)
+
+
+def test_tts_comparison_fine_tunes_one_lm_per_filter_and_judges_each(tiny_corpus, tmp_path):
+    from collections import Counter
+
+    import torch
+
+    from audiotok.data.manifest import read_manifest, write_manifest
+    from audiotok.speaker import SpeakerConfig, SpeakerEncoder
+    from recipes.pipeline.tts_compare import main
+    from tests.test_tts_pipeline import build_tiny_tts
+    from tts.lm import TTSLM
+
+    utts = read_manifest(tiny_corpus / "all.jsonl")
+    voice = Counter(u.speaker for u in utts).most_common(1)[0][0]
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    write_manifest(exp / "kept-0.jsonl", utts[:3])
+    write_manifest(exp / "kept-1.jsonl", utts[3:8])
+    filters = {"agreement (TouchTTS)": {"hours": 0.001, "wer_vs_truth": 0.5}, "clean-only": {"hours": 0.002}}
+    (exp / "results.json").write_text(json.dumps({"hours_in": 0.01, "filters": filters}))
+    tts = build_tiny_tts()
+    base = tts.save_pretrained(tmp_path / "base", semantic="semantic.safetensors")
+    tts.semantic.save(base / "semantic.safetensors")
+    torch.manual_seed(0)
+    SpeakerEncoder(SpeakerConfig(channels=16, emb_dim=8)).save(tmp_path / "spk.safetensors")
+    args = [f"experiment={exp}", "filters=[agreement (TouchTTS), clean-only]", f"tts={base}", "steps=1"]
+    args += [f"eval_manifest={tiny_corpus / 'all.jsonl'}", f"prompts={tiny_corpus / 'all.jsonl'}", f"speakers=[{voice}]"]
+    args += ["limit=1", "flow_steps=2", "max_ratio=2", "whisper=null", f"speaker_model={tmp_path / 'spk.safetensors'}", f"out_dir={tmp_path / 'cmp'}"]
+    rows = main(args)
+    assert list(rows) == ["base TTS (no fine-tuning)", "agreement (TouchTTS)", "clean-only"]
+    assert all(0 <= r["tts"]["offline"]["wer_sphinx"] for r in rows.values())
+    tuned = TTSLM.from_pretrained(tmp_path / "cmp" / "agreement-touchtts" / "lm")
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.model.parameters(), tts.lm.model.parameters()))
+    table = (tmp_path / "cmp" / "results.md").read_text()
+    assert "| agreement (TouchTTS) | 0.001 | 50.0% |" in table and "| clean-only | 0.002 |" in table
+    mtime = (tmp_path / "cmp" / "clean-only" / "lm" / "model.safetensors").stat().st_mtime
+    assert main(args) == json.loads((tmp_path / "cmp" / "results.json").read_text())  # resumed: nothing re-run
+    assert (tmp_path / "cmp" / "clean-only" / "lm" / "model.safetensors").stat().st_mtime == mtime

@@ -74,6 +74,7 @@ def run(cfg: PipelineExperimentConfig) -> dict:
         write_manifest(path, kept)
         hours = sum(u.duration for u in kept) / 3600
         results["filters"][name] = {
+            "manifest": path.name,
             "hours": hours,
             "retention": hours / report["hours_in"],
             **score_kept(path, raw / "truth.jsonl"),

@@ -5,6 +5,7 @@
 
 Data: a manifest per split; the first run tokenizes it with ``semantic_tokenizer`` into ``<out_dir>/tokens-*.jsonl``
 (resumable cache) and trains the text BPE on the training texts (``<out_dir>/tokenizer``; reused on resume).
+``init_tts=FOLDER`` fine-tunes a trained TTS LM instead (its tokenizer and architecture; e.g. on new data).
 Batches are bucketed by length under ``batch_tokens`` padded tokens; a prompt of the same speaker is prepended with
 probability ``prompt_prob``. DDP (or FSDP with ``fsdp=true``, for large configs), bf16 on GPU, resume from ``last.pt``, TensorBoard, validation loss and speech
 token accuracy; every save writes the standard HF directory ``<out_dir>/lm`` (``TTSLM.from_pretrained``).
@@ -13,7 +14,7 @@ token accuracy; every save writes the standard HF directory ``<out_dir>/lm`` (``
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class LMTrainConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
     semantic_tokenizer: str = "semantic"  # bundled name or checkpoint (SemanticTokenizer)
     init_llm: str | None = None  # a local pretrained LLM directory to start from (its tokenizer replaces our BPE)
+    init_tts: str | None = None  # fine-tune one of our trained TTS LMs (a TTS folder's lm/): weights, tokenizer, config
     out_dir: str = "runs/tts-lm"
     seed: int = 0
     device: str = "auto"
@@ -65,7 +67,9 @@ def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
                 extract_tokens(getattr(cfg.data, split), semantic, out / f"tokens-{split}.jsonl")
                 (out / f"tokens-{split}.jsonl.done").touch()
         if not (out / "tokenizer" / "tokenizer.json").exists():
-            if cfg.init_llm:
+            if cfg.init_tts:
+                tok = TTSTokenizer.from_pretrained(cfg.init_tts, cfg.lm.n_speech)
+            elif cfg.init_llm:
                 tok = TTSTokenizer.from_llm(cfg.init_llm, cfg.lm.n_speech)
             else:
                 texts = [r["text"] for r in read_tokens(out / "tokens-train.jsonl")]
@@ -89,6 +93,11 @@ def validate(lm: TTSLM, net: torch.nn.Module, records: list[dict], cfg: LMTrainC
 
 
 def train(cfg: LMTrainConfig) -> dict:
+    if cfg.init_llm and cfg.init_tts:
+        raise ValueError("init_llm and init_tts exclude each other")
+    init = TTSLM.from_pretrained(cfg.init_tts) if cfg.init_tts else None
+    if init is not None:
+        cfg = replace(cfg, lm=init.config)  # the architecture is the trained model's
     info = setup_distributed(cfg.device)
     device, out = info.device, Path(cfg.out_dir)
     if info.is_main:
@@ -96,7 +105,10 @@ def train(cfg: LMTrainConfig) -> dict:
         save_config(cfg, out / "config.yaml")
     tok = _prepare(cfg, out, info.is_main)
     torch.manual_seed(cfg.seed)
-    lm = (TTSLM.from_llm(cfg.init_llm, cfg.lm) if cfg.init_llm else TTSLM(cfg.lm, tok)).to(device)
+    if init is not None:
+        lm = init.to(device)
+    else:
+        lm = (TTSLM.from_llm(cfg.init_llm, cfg.lm) if cfg.init_llm else TTSLM(cfg.lm, tok)).to(device)
     dataset = PairDataset(read_tokens(out / "tokens-train.jsonl"), tok, cfg.data.prompt_prob, cfg.seed)
     # a prompt can double a sequence: budget with twice the plain length
     sampler = DurationBatchSampler(
