@@ -248,13 +248,24 @@ def test_tts_comparison_fine_tunes_one_lm_per_filter_and_judges_each(tiny_corpus
     torch.manual_seed(0)
     SpeakerEncoder(SpeakerConfig(channels=16, emb_dim=8)).save(tmp_path / "spk.safetensors")
     args = [f"experiment={exp}", "filters=[agreement (TouchTTS), clean-only]", f"tts={base}", "steps=1"]
-    args += [f"eval_manifest={tiny_corpus / 'all.jsonl'}", f"prompts={tiny_corpus / 'all.jsonl'}", f"speakers=[{voice}]"]
-    args += ["limit=1", "flow_steps=2", "max_ratio=2", "whisper=null", f"speaker_model={tmp_path / 'spk.safetensors'}", f"out_dir={tmp_path / 'cmp'}"]
+    args += [
+        f"eval_manifest={tiny_corpus / 'all.jsonl'}",
+        f"prompts={tiny_corpus / 'all.jsonl'}",
+        f"speakers=[{voice}]",
+    ]
+    args += [
+        "limit=1",
+        "flow_steps=2",
+        "max_ratio=2",
+        "whisper=null",
+        f"speaker_model={tmp_path / 'spk.safetensors'}",
+        f"out_dir={tmp_path / 'cmp'}",
+    ]
     rows = main(args)
     assert list(rows) == ["base TTS (no fine-tuning)", "agreement (TouchTTS)", "clean-only"]
     assert all(0 <= r["tts"]["offline"]["wer_sphinx"] for r in rows.values())
     tuned = TTSLM.from_pretrained(tmp_path / "cmp" / "agreement-touchtts" / "lm")
-    assert any(not torch.equal(a, b) for a, b in zip(tuned.model.parameters(), tts.lm.model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.model.parameters(), tts.lm.model.parameters(), strict=True))
     table = (tmp_path / "cmp" / "results.md").read_text()
     assert "| agreement (TouchTTS) | 0.001 | 50.0% |" in table and "| clean-only | 0.002 |" in table
     mtime = (tmp_path / "cmp" / "clean-only" / "lm" / "model.safetensors").stat().st_mtime

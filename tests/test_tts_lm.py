@@ -185,13 +185,15 @@ def test_lm_recipe_runs_two_steps_resumes_and_saves_an_hf_directory(tiny_corpus,
     assert all(0 <= c < 6561 for c in codes)
     # fine-tuning a trained LM (init_tts): starts from its weights, keeps its tokenizer and architecture
     tuned = tmp_path / "tuned"
-    main([*_lm_args(tiny_corpus, semantic_file, tuned), "loop.max_steps=1", f"init_tts={out / 'lm'}", "lm.num_layers=1"])
+    main(
+        [*_lm_args(tiny_corpus, semantic_file, tuned), "loop.max_steps=1", f"init_tts={out / 'lm'}", "lm.num_layers=1"]
+    )
     again = TTSLM.from_pretrained(tuned / "lm")
     assert again.config.num_layers == lm.config.num_layers and again.vocab == lm.vocab
     assert (tuned / "tokenizer" / "tokenizer.json").read_text() == (out / "tokenizer" / "tokenizer.json").read_text()
     moved = [not torch.equal(a, b) for a, b in zip(again.model.parameters(), lm.model.parameters(), strict=True)]
     assert any(moved)  # trained one step: moved, but only a little from where it started (not a new model)
-    assert max((a - b).abs().max() for a, b in zip(again.model.parameters(), lm.model.parameters())) < 0.1
+    assert max((a - b).abs().max() for a, b in zip(again.model.parameters(), lm.model.parameters(), strict=True)) < 0.1
 
 
 def test_lm_recipe_under_two_process_ddp(tiny_corpus, semantic_file, tmp_path):
