@@ -189,6 +189,10 @@ def test_assemble_recipe_writes_a_loadable_fp16_folder(tts, tmp_path):
     parts += ["--vocoder", str(tmp_path / "vocoder.safetensors"), "--semantic", str(tmp_path / "semantic.safetensors")]
     assert assemble([*parts, "-o", str(tmp_path / "tts"), "--dtype", "fp16"]) == 0
     again = TTS.from_pretrained(tmp_path / "tts")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "tts" / "lm" / "model.safetensors"), "pt") as f:
+        assert tts.lm.config.tie_embeddings and "lm_head.weight" not in f.keys()  # tied: stored once in fp16 too
     for a, b in ((again.flow, tts.flow), (again.vocoder, tts.vocoder), (again.lm.model, tts.lm.model)):
         for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
             assert x.dtype == y.dtype and torch.equal(x, y.half().to(y.dtype) if y.is_floating_point() else y), k

@@ -193,8 +193,12 @@ class TTS:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         lm_state = None
-        if dtype is not None:
-            lm_state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in self.lm.model.state_dict().items()}
+        if dtype is not None:  # cast once per storage, so tied weights stay one tensor (saved once)
+            cast: dict[int, torch.Tensor] = {}
+            lm_state = {
+                k: cast.setdefault(v.data_ptr(), v.to(dtype)) if v.is_floating_point() else v
+                for k, v in self.lm.model.state_dict().items()
+            }
         self.lm.save_pretrained(folder / "lm", state_dict=lm_state)
         self.flow.save(folder / "flow.safetensors", dtype=dtype)
         self.vocoder.save(folder / "vocoder.safetensors", dtype=dtype)
