@@ -68,6 +68,7 @@ class GANTrainConfig:
     save_every: int = 1000
     device: str = "auto"
     bf16: bool = True  # autocast on CUDA
+    cpu_bf16: bool = False  # autocast on CPUs with native bf16 (audiotok.train.distributed.bf16_autocast)
 
 
 @dataclass
@@ -160,7 +161,7 @@ def run_gan_loop(
         print(f"resumed from {out_dir / 'last.pt'} at step {step}", flush=True)
     mel_loss = MelLoss(sample_rate).to(device)
     d_model = DDP(discs, broadcast_buffers=False) if info.distributed else discs
-    amp = bf16_autocast(device, cfg.bf16)
+    amp = bf16_autocast(device, cfg.bf16, cfg.cpu_bf16)
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + info.rank + step)
     logger = TrainLogger(out_dir, enabled=info.is_main)
     model.train()
