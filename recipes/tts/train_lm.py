@@ -139,6 +139,7 @@ def train(cfg: LMTrainConfig) -> dict:
             lm.save_pretrained(folder / "lm", state_dict=state)
 
     valid_records = read_tokens(out / "tokens-valid.jsonl")
+    evaluator = net if sharded else objective  # under DDP rank 0 validates alone: not through the DDP wrapper
     step = run_loop(
         cfg.loop,
         info,
@@ -148,9 +149,7 @@ def train(cfg: LMTrainConfig) -> dict:
         loader,
         sampler,
         save_fn=save,
-        validate_fn=lambda: validate(
-            lm, net if sharded else objective, valid_records, cfg, device
-        ),  # DDP: rank 0 alone
+        validate_fn=lambda: validate(lm, evaluator, valid_records, cfg, device),
         full_config=cfg,
     )
     barrier()
