@@ -232,7 +232,9 @@ def cmd_eval_tts(args: argparse.Namespace) -> int:
     tts = TTS.from_pretrained(folder, device=args.device)
     speaker = SpeakerEncoder.from_pretrained(args.speaker_model, device=args.device)
     judge = load_whisper(args.whisper, device=args.device) if args.whisper else None
-    modes = {"both": ("offline", "stream"), "all": ("resynthesis", "offline", "stream")}.get(args.mode, (args.mode,))
+    modes = {"both": ("offline", "stream"), "all": ("vocoder", "resynthesis", "offline", "stream")}.get(
+        args.mode, (args.mode,)
+    )
     result = evaluate_tts(
         tts,
         args.manifest,
@@ -567,9 +569,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--whisper", default=None, help="a Whisper model as a second WER judge (e.g. whisper-synth)")
     s.add_argument(
         "--mode",
-        choices=("offline", "stream", "resynthesis", "both", "all"),
+        choices=("offline", "stream", "resynthesis", "vocoder", "both", "all"),
         default="all",
-        help="both: offline + stream; all: also resynthesis (the recording's own tokens -> flow -> vocoder, no LM)",
+        help="both: offline + stream; all: also resynthesis (the recording's own tokens -> flow -> vocoder, no LM) "
+        "and vocoder (the recording's own mel -> vocoder)",
     )
     s.add_argument("--steps", type=int, default=10, help="flow ODE steps")
     s.add_argument("--max-ratio", type=float, default=20.0, help="most speech tokens per text token")

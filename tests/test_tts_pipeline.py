@@ -137,10 +137,10 @@ def test_eval_tts_on_tiny_models(tts, tiny_corpus, tmp_path):
         options=opts,
         progress=False,
         speakers=[voice],
-        modes=("resynthesis", "offline", "stream"),
+        modes=("vocoder", "resynthesis", "offline", "stream"),
     )
     assert result["utterances"] == 2
-    for mode in ("resynthesis", "offline", "stream"):
+    for mode in ("vocoder", "resynthesis", "offline", "stream"):
         e = result[mode]
         assert e["wer_sphinx"] >= 0 and -1 <= e["similarity"] <= 1 and e["rtf"] > 0
     assert result["stream"]["first_chunk_s"] > 0
@@ -212,3 +212,4 @@ def test_resynthesis_reads_the_recordings_own_tokens(tts):
     codes, _ = tts._prompt(audio, 24000)
     assert len(wav) == len(codes) * tts.flow.config.ratio * tts.mel_config.hop_length  # the recording's length
     assert torch.equal(wav, tts.resynthesize(audio, 24000, prompt, 24000, OPTS))
+    assert tts.copy_synthesis(audio, 24000).shape == wav.shape

@@ -117,6 +117,12 @@ class TTS:
         return torch.cat(pieces) if pieces else torch.zeros(0)
 
     @torch.no_grad()
+    def copy_synthesis(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """The vocoder alone: ``audio``'s own mel -> audio (T,) (what the flow's mel is measured against)."""
+        _, mel = self._prompt(audio, sample_rate)
+        return self._vocode(mel)
+
+    @torch.no_grad()
     def resynthesize(
         self,
         audio: torch.Tensor,

@@ -158,9 +158,7 @@ def run(cfg: TTSCompareConfig) -> dict:
         hours = f"{r['hours']:.3f}" if "hours" in r else ""
         wer_t = f"{100 * r['wer_vs_truth']:.1f}%" if "wer_vs_truth" in r else ""
         wer_w = f"{100 * e['wer_whisper']:.1f}%" if "wer_whisper" in e else ""
-        lines.append(
-            f"| {name} | {hours} | {wer_t} | {100 * e['wer_sphinx']:.1f}% | {wer_w} | {e['similarity']:.3f} |"
-        )
+        lines.append(f"| {name} | {hours} | {wer_t} | {100 * e['wer_sphinx']:.1f}% | {wer_w} | {e['similarity']:.3f} |")
     (out / "results.json").write_text(json.dumps(rows, indent=1))
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print((out / "results.md").read_text())
