@@ -137,8 +137,9 @@ def format_report(result: dict) -> str:
         if mode in result:
             e = result[mode]
             first = f"{e['first_chunk_s']:.2f}" if "first_chunk_s" in e else ""
+            name = labels.get(mode, f"TTS, {mode}")
             lines.append(
-                f"| {labels.get(mode, 'TTS, ' + mode)} | {pct(e['wer_sphinx'])} | {pct(e.get('wer_whisper'))} | {e['similarity']:.3f} "
+                f"| {name} | {pct(e['wer_sphinx'])} | {pct(e.get('wer_whisper'))} | {e['similarity']:.3f} "
                 f"| {e['rtf']:.2f} | {first} |"
             )
     return "\n".join(lines)
