@@ -57,6 +57,20 @@ def split_sentences(text: str, max_chars: int = 200) -> list[str]:
     return out
 
 
+def read_spec(folder: str | os.PathLike) -> dict:
+    """A TTS folder's ``pipeline.json`` with its parts (``lm``, ``flow``, ``vocoder``) as absolute paths, and
+    ``semantic`` as an absolute path when the folder holds that file, else as given (a bundled name)."""
+    folder = Path(folder)
+    if not (folder / PIPELINE_FILE).is_file():
+        raise FileNotFoundError(f"{folder}: not a TTS model folder (no {PIPELINE_FILE})")
+    spec = json.loads((folder / PIPELINE_FILE).read_text())
+    for key in ("lm", "flow", "vocoder", "semantic"):
+        path = folder / spec[key]
+        if key != "semantic" or path.exists():
+            spec[key] = str(path.resolve())
+    return spec
+
+
 class TTS:
     """The three models and the glue. Build with :meth:`from_pretrained` or from parts."""
 
@@ -224,21 +238,12 @@ class TTS:
         from audiotok.batch import load_tokenizer
         from audiotok.config import from_dict
 
-        folder = Path(folder)
-        if not (folder / PIPELINE_FILE).is_file():
-            raise FileNotFoundError(f"{folder}: not a TTS model folder (no {PIPELINE_FILE})")
-        spec = json.loads((folder / PIPELINE_FILE).read_text())
-
-        def part(name: str) -> Path:
-            return folder / spec[name]
-
-        semantic_ref = spec["semantic"]
-        semantic_path = folder / semantic_ref
-        semantic, _ = load_tokenizer(str(semantic_path) if semantic_path.exists() else semantic_ref, device=str(device))
+        spec = read_spec(folder)
+        semantic, _ = load_tokenizer(spec["semantic"], device=str(device))
         tts = cls(
-            TTSLM.from_pretrained(part("lm"), device),
-            FlowDecoder.from_pretrained(part("flow"), device),
-            Vocoder.from_pretrained(part("vocoder"), device),
+            TTSLM.from_pretrained(spec["lm"], device),
+            FlowDecoder.from_pretrained(spec["flow"], device),
+            Vocoder.from_pretrained(spec["vocoder"], device),
             semantic,
             from_dict(MelConfig, spec["mel"]),
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from audiotok.config import config_from_args, save_config
 from audiotok.hub import ASSETS
+from tts.pipeline import PIPELINE_FILE, read_spec
 
 JUDGE_VOICES = ["flite-awb", "flite-rms", "flite-slt", "festival-kal", "festival-slt-hts"]
 
@@ -69,17 +70,16 @@ def fine_tune(cfg: TTSCompareConfig, base: Path, manifest: str, out: Path) -> Pa
     vocoder (its ``pipeline.json`` names them by absolute path)."""
     from recipes.tts.train_lm import main as train_lm
 
-    spec = json.loads((base / "pipeline.json").read_text())
-    semantic = base / spec["semantic"] if (base / spec["semantic"]).exists() else spec["semantic"]
+    spec = read_spec(base)
     if not (out / "lm" / "done").exists():
         train_lm(
             [
-                f"init_tts={base / spec['lm']}",
+                f"init_tts={spec['lm']}",
                 f"data.train={manifest}",
                 f"data.valid={manifest}",
                 "data.n_valid=16",
                 f"data.batch_tokens={cfg.batch_tokens}",
-                f"semantic_tokenizer={semantic}",
+                f"semantic_tokenizer={spec['semantic']}",
                 f"out_dir={out}",
                 f"loop.max_steps={cfg.steps}",
                 f"loop.lr={cfg.lr}",
@@ -92,12 +92,7 @@ def fine_tune(cfg: TTSCompareConfig, base: Path, manifest: str, out: Path) -> Pa
         (out / "lm" / "done").touch()
     folder = out / "tts"
     folder.mkdir(exist_ok=True)
-    parts = {k: str((base / spec[k]).resolve()) for k in ("flow", "vocoder")}
-    if not isinstance(semantic, str):
-        semantic = str(semantic.resolve())
-    (folder / "pipeline.json").write_text(
-        json.dumps({**spec, **parts, "lm": str((out / "lm").resolve()), "semantic": semantic}, indent=1)
-    )
+    (folder / PIPELINE_FILE).write_text(json.dumps({**spec, "lm": str((out / "lm").resolve())}, indent=1))
     return folder
 
 
@@ -130,7 +125,7 @@ def run(cfg: TTSCompareConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "compare.yaml")
     base = base_folder(cfg.tts)
-    if not (base / "pipeline.json").is_file():
+    if not (base / PIPELINE_FILE).is_file():
         raise FileNotFoundError(f"{base}: not a TTS folder (train the TTS defaults first: recipes/tts)")
     kept = kept_manifests(Path(cfg.experiment))
     missing = [f for f in cfg.filters if f not in kept]
