@@ -179,3 +179,56 @@ def test_ctc_head_on_the_encoder_output_starts_from_a_whisper_runs_head(tmp_path
     cfg.tokenizer.ctc_input = "tokens"
     with pytest.raises(ValueError, match="ctc_input=encoder"):
         semantic_task(cfg)
+
+
+def test_vq_starts_from_cosine_kmeans_scaled_to_the_features():
+    from audiotok.semantic.supervised import TrainableVQ
+
+    torch.manual_seed(0)
+    centres = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    h = 5.0 * (centres.repeat(50, 1) + 0.01 * torch.randn(400, 16))  # 8 directions, norm about 5
+    vq = TrainableVQ(16, 32, 0.99)  # spare codes: plain k-means can merge two clusters when K equals their number
+    assert not vq.initialized
+    vq.init_from(h)
+    cb = vq.vq._codebook.embed[0]
+    assert vq.initialized and torch.allclose(cb.norm(dim=-1), torch.ones(32), atol=1e-4)
+    assert abs(vq.scale.item() - h.norm(dim=-1).mean().item()) < 1e-4
+    # each direction found: every centre has a codeword within a small angle
+    assert (centres @ cb.T).max(dim=1).values.min() > 0.99
+    vq.eval()
+    with torch.no_grad():
+        q, codes, _ = vq(h[None])
+    assert torch.allclose(q.norm(dim=-1), torch.full((1, 400), vq.scale.item()), atol=1e-3)
+    assert torch.nn.functional.cosine_similarity(q[0], h, dim=-1).min() > 0.99
+
+
+def test_recipe_vq_start_gathers_many_batches(wav_tree, tmp_path, capsys):
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from audiotok.data.manifest import write_manifest
+    from audiotok.data.prepare import prepare
+    from recipes.semantic.train import main
+
+    root = Path(__file__).resolve().parents[1]
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
+    args = [
+        "--config",
+        str(root / "recipes/semantic/configs/tiny.yaml"),
+        f"data.train={manifest}",
+        f"data.valid={manifest}",
+        f"out_dir={tmp_path / 'run'}",
+        "tokenizer.quantizer=vq",
+        "tokenizer.codebook_size=16",
+        "vq_init_frames=100",
+        "data.batch_seconds=2.0",
+        "max_steps=1",
+    ]
+    main(args)
+    log = capsys.readouterr().out
+    frames = int(log.split("vq: k-means start over ")[1].split()[0])
+    assert frames >= 100  # several batches: one of 2 s holds 50 frames at most
+    state = load_file(tmp_path / "run/model.safetensors")
+    assert float(state["quantizer.scale"]) > 1.5  # the features' norm, not the unit codewords'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from audiotok.nn.masks import attention_mask
@@ -135,3 +136,22 @@ def test_position_noise_prefixes_agree_at_any_length():
     long, short = position_noise(700, 4, seed=2), position_noise(300, 4, seed=2)
     assert torch.equal(long[:, :300], short) and long.shape == (1, 700, 4)
     assert not torch.equal(position_noise(300, 4, seed=3), short)
+
+
+def test_flow_recipe_refuses_a_tokenizer_of_another_codebook_size(tiny_corpus, tmp_path):
+    from pathlib import Path
+
+    from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+    from recipes.tts.train_flow import main
+
+    sem = tmp_path / "semantic-vq.safetensors"
+    cfg = SupervisedConfig(
+        n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=32, quantize_after=1, quantizer="vq",
+        codebook_size=32,
+    )  # fmt: skip
+    SupervisedTokenizerASR(cfg).export_tokenizer().save(sem)
+    config = str(Path(__file__).resolve().parents[1] / "recipes/tts/configs/flow-tiny.yaml")
+    args = ["--config", config, f"data.train={tiny_corpus / 'train.jsonl'}", f"data.valid={tiny_corpus / 'valid.jsonl'}"]
+    with pytest.raises(ValueError, match="set n_speech=32"):
+        main([*args, f"semantic_tokenizer={sem}", f"out_dir={tmp_path / 'run'}"])
+    main([*args, f"semantic_tokenizer={sem}", f"out_dir={tmp_path / 'run'}", "flow.n_speech=32", "loop.max_steps=1"])

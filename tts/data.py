@@ -56,6 +56,32 @@ def extract_tokens(
     return out
 
 
+def cache_tokens(semantic_tokenizer: str, manifests: dict[str, str], out: str | os.PathLike, n_speech: int) -> dict:
+    """Tokenize each split's manifest once into ``out/tokens-<split>.jsonl`` (resumable; ``.done`` marks a finished
+    split) and record the tokenizer's frame rate and codebook size in ``out/tokens.json``, which is returned.
+    Raises if the model's ``n_speech`` differs from the codebook (e.g. a VQ 4096 tokenizer with a 6561 config)."""
+    out = Path(out)
+    info_path = out / "tokens.json"
+    if not all((out / f"tokens-{s}.jsonl.done").exists() for s in manifests) or not info_path.exists():
+        from audiotok.batch import load_tokenizer
+
+        semantic, _ = load_tokenizer(semantic_tokenizer)
+        info_path.write_text(json.dumps({"frame_rate": semantic.frame_rate, "codebook_size": semantic.codebook_size}))
+        if semantic.codebook_size != n_speech:  # before hours of tokenizing
+            raise ValueError(
+                f"{semantic_tokenizer} has {semantic.codebook_size} codes; the model is configured for {n_speech} "
+                f"speech tokens (set n_speech={semantic.codebook_size})"
+            )
+        for split, manifest in manifests.items():
+            if not (out / f"tokens-{split}.jsonl.done").exists():
+                extract_tokens(manifest, semantic, out / f"tokens-{split}.jsonl")
+                (out / f"tokens-{split}.jsonl.done").touch()
+    info = json.loads(info_path.read_text())
+    if info.get("codebook_size", n_speech) != n_speech:
+        raise ValueError(f"the tokens in {out} come from a {info['codebook_size']}-code tokenizer, not {n_speech}")
+    return info
+
+
 def read_tokens(path: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 

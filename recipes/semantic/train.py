@@ -42,6 +42,9 @@ class SemanticTrainConfig(WhisperTrainConfig):
     # encoder output (recipes/whisper with ctc_weight > 0), or a safetensors file of ``ctc.weight``/``ctc.bias`` (the
     # one beside the bundled whisper-synth): a trained head has no blank-only phase
     init_ctc: str | None = None
+    # VQ only: the cosine k-means start runs over this many 25 Hz frames of training audio (a batch of 60 s holds
+    # 1,500: fewer than the 4,096 codes)
+    vq_init_frames: int = 50_000
 
 
 def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
@@ -124,7 +127,26 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
         finally:
             model.train()
 
-    return ASRTask(model, model.whisper, loss, save, valid, select_on=f"{cfg.select_on}_tokens")
+    def prepare(batches) -> None:
+        """VQ: cosine k-means over ``vq_init_frames`` encoder frames (padding excluded) before the first step."""
+        if tc.quantizer != "vq" or model.quantizer.initialized:
+            return
+        feats, n = [], 0
+        model.eval()
+        with torch.no_grad():
+            for mel, audio_lens in batches:
+                h = model.tokenize_hidden(mel).float()
+                hop = 320 * tc.pool  # 16 kHz samples per token (Whisper's 50 Hz encoder frames, pooled)
+                frames = torch.div(audio_lens + hop - 1, hop, rounding_mode="floor").clamp(max=h.shape[1])
+                feats += [h[b, : int(frames[b])].cpu() for b in range(len(h))]
+                n += int(frames.sum())
+                if n >= cfg.vq_init_frames:
+                    break
+        model.train()
+        model.quantizer.init_from(torch.cat(feats).to(mel.device))
+        print(f"vq: k-means start over {n} frames, feature norm {model.quantizer.scale.item():.2f}", flush=True)
+
+    return ASRTask(model, model.whisper, loss, save, valid, select_on=f"{cfg.select_on}_tokens", prepare=prepare)
 
 
 def main(argv: list[str] | None = None) -> dict:

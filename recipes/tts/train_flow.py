@@ -26,7 +26,7 @@ from audiotok.data.features import MelSpectrogram
 from audiotok.data.sampler import DurationBatchSampler
 from audiotok.train import barrier, cleanup_distributed, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
-from tts.data import TokenMelDataset, collate_token_mel, extract_tokens, read_tokens
+from tts.data import TokenMelDataset, cache_tokens, collate_token_mel, read_tokens
 from tts.flow import FlowConfig, FlowDecoder
 from tts.vocoder import vocoder_config, vocoder_mel
 
@@ -52,25 +52,15 @@ class FlowTrainConfig:
     device: str = "auto"
 
 
-def _tokens(cfg: FlowTrainConfig, out: Path, is_main: bool) -> None:
-    if is_main and not (out / "tokens-valid.jsonl.done").exists():
-        from audiotok.batch import load_tokenizer
-
-        semantic, _ = load_tokenizer(cfg.semantic_tokenizer)
-        (out / "tokens.json").write_text(json.dumps({"frame_rate": semantic.frame_rate}))
-        for split in ("train", "valid"):
-            extract_tokens(getattr(cfg.data, split), semantic, out / f"tokens-{split}.jsonl")
-            (out / f"tokens-{split}.jsonl.done").touch()
-    barrier()
-
-
 def train(cfg: FlowTrainConfig) -> dict:
     info = setup_distributed(cfg.device)
     device, out = info.device, Path(cfg.out_dir)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-    _tokens(cfg, out, info.is_main)
+    if info.is_main:
+        cache_tokens(cfg.semantic_tokenizer, {"train": cfg.data.train, "valid": cfg.data.valid}, out, cfg.flow.n_speech)
+    barrier()
     torch.manual_seed(cfg.seed)
     flow = FlowDecoder(cfg.flow).to(device)
     mel_cfg = vocoder_mel(vocoder_config(cfg.vocoder))

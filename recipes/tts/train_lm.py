@@ -26,7 +26,7 @@ from audiotok.config import config_from_args, save_config
 from audiotok.data.sampler import DurationBatchSampler
 from audiotok.train import barrier, cleanup_distributed, fsdp, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
-from tts.data import PairDataset, extract_tokens, read_tokens
+from tts.data import PairDataset, cache_tokens, read_tokens
 from tts.lm import TTSLM, TTSLMConfig, lm_loss
 from tts.tokenizer import TTSTokenizer
 
@@ -59,13 +59,7 @@ class LMTrainConfig:
 def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
     """Token caches and the text BPE, made by rank 0 once."""
     if is_main:
-        if not (out / "tokens-train.jsonl.done").exists() or not (out / "tokens-valid.jsonl.done").exists():
-            from audiotok.batch import load_tokenizer
-
-            semantic, _ = load_tokenizer(cfg.semantic_tokenizer)
-            for split in ("train", "valid"):
-                extract_tokens(getattr(cfg.data, split), semantic, out / f"tokens-{split}.jsonl")
-                (out / f"tokens-{split}.jsonl.done").touch()
+        cache_tokens(cfg.semantic_tokenizer, {"train": cfg.data.train, "valid": cfg.data.valid}, out, cfg.lm.n_speech)
         if not (out / "tokenizer" / "tokenizer.json").exists():
             if cfg.init_tts:
                 tok = TTSTokenizer.from_pretrained(cfg.init_tts, cfg.lm.n_speech)

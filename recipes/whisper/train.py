@@ -201,6 +201,8 @@ class ASRTask:
     after_step: object = None  # (step, lr) -> None, after each optimiser step (proximal steps, AdaLoRA budgets)
     select_on: str | None = None  # the validation metric (lower is better) that picks ``<out_dir>/best``
     # (default: the config's select_on)
+    prepare: object = None  # (batches) -> None, once before a fresh start (not on resume); batches yields
+    # (mel (B, n_mels, frames), audio_lens) of training batches without SpecAugment (data-dependent inits)
 
 
 class WhisperWithCTC(torch.nn.Module):
@@ -304,6 +306,16 @@ def train(cfg: WhisperTrainConfig, task_builder=whisper_task) -> dict:
         dataset.durations, cfg.data.batch_seconds, seed=cfg.seed, rank=info.rank, world_size=info.world_size
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_audio, num_workers=cfg.data.n_workers)
+    if task.prepare is not None and not (out_dir / "last.pt").exists():
+
+        def batches():  # (no grad-mode switch in here: a generator left at a yield would leak it)
+            for batch in loader:
+                if batch["ids"]:
+                    yield front(batch["audio"].to(device), batch["audio_lens"].to(device)).detach(), batch["audio_lens"]
+
+        gen = batches()
+        task.prepare(gen)
+        gen.close()
     net = DDP(model, broadcast_buffers=False) if info.distributed else model
     context_samples, gap = int(context * 16000), int(cfg.data.concat_gap * 16000)
     tokenizer, unit = tokenizer_for(task.whisper), text_unit(task.whisper)
