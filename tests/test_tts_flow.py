@@ -151,7 +151,12 @@ def test_flow_recipe_refuses_a_tokenizer_of_another_codebook_size(tiny_corpus, t
     )  # fmt: skip
     SupervisedTokenizerASR(cfg).export_tokenizer().save(sem)
     config = str(Path(__file__).resolve().parents[1] / "recipes/tts/configs/flow-tiny.yaml")
-    args = ["--config", config, f"data.train={tiny_corpus / 'train.jsonl'}", f"data.valid={tiny_corpus / 'valid.jsonl'}"]
+    args = [
+        "--config",
+        config,
+        f"data.train={tiny_corpus / 'train.jsonl'}",
+        f"data.valid={tiny_corpus / 'valid.jsonl'}",
+    ]
     with pytest.raises(ValueError, match="set n_speech=32"):
         main([*args, f"semantic_tokenizer={sem}", f"out_dir={tmp_path / 'run'}"])
     main([*args, f"semantic_tokenizer={sem}", f"out_dir={tmp_path / 'run'}", "flow.n_speech=32", "loop.max_steps=1"])
