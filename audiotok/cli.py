@@ -132,7 +132,14 @@ def cmd_eval_semantic(args: argparse.Namespace) -> int:
     asr = load_model(args.asr, device=args.device) if args.asr else None
     reference = load_whisper(args.reference_asr, device=args.device) if args.reference_asr else None
     result = evaluate_semantic(
-        tokenizer, args.manifest, codec, asr, reference, limit=args.limit, progress=not args.quiet
+        tokenizer,
+        args.manifest,
+        codec,
+        asr,
+        reference,
+        limit=args.limit,
+        progress=not args.quiet,
+        speakers=_speakers(args),
     )
     result["model"] = str(path)
     print(format_report(result))
@@ -220,6 +227,19 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_speakers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--speakers",
+        default=None,
+        help="comma-separated voices to evaluate (e.g. the ones pocketsphinx understands: "
+        "flite-awb,flite-rms,flite-slt,festival-kal,festival-slt-hts); default: all",
+    )
+
+
+def _speakers(args: argparse.Namespace) -> list[str] | None:
+    return args.speakers.split(",") if args.speakers else None
+
+
 def cmd_eval_tts(args: argparse.Namespace) -> int:
     from audiotok.hub import ASSETS
     from audiotok.speaker import SpeakerEncoder
@@ -245,7 +265,7 @@ def cmd_eval_tts(args: argparse.Namespace) -> int:
         modes,
         SynthesisOptions(sampling=SamplingConfig(max_ratio=args.max_ratio), n_steps=args.steps, seed=args.seed),
         progress=not args.quiet,
-        speakers=args.speakers.split(",") if args.speakers else None,
+        speakers=_speakers(args),
     )
     result["model"] = str(folder)
     print(format_report(result))
@@ -520,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reference-asr", default=None, help="an unquantized Whisper (.pt/.safetensors) to compare")
     s.add_argument("--codec", default=None, help="codec checkpoint to compare (default: bundled; 'none' to skip)")
     s.add_argument("--limit", type=int, default=100)
+    _add_speakers(s)
     s.add_argument("--device", default="cpu")
     s.add_argument("-o", "--output", default=None, help="write the result as JSON")
     s.add_argument("--quiet", action="store_true")
@@ -576,12 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--steps", type=int, default=10, help="flow ODE steps")
     s.add_argument("--max-ratio", type=float, default=20.0, help="most speech tokens per text token")
-    s.add_argument(
-        "--speakers",
-        default=None,
-        help="comma-separated voices to evaluate (e.g. the ones pocketsphinx understands: "
-        "flite-awb,flite-rms,flite-slt,festival-kal,festival-slt-hts); default: all",
-    )
+    _add_speakers(s)
     s.add_argument("--limit", type=int, default=50, help="about this many sentences, an even share of every voice")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")

@@ -88,15 +88,16 @@ def test_eval_semantic_cli(tiny_corpus, tmp_path):
     asr.export_tokenizer().save(tmp_path / "tok.safetensors")
     save_model(asr, tmp_path / "asr.safetensors")
     out = tmp_path / "eval.json"
+    utts = read_manifest(tiny_corpus / "all.jsonl")
+    voice = utts[0].speaker
     rc = main(
         ["eval-semantic", str(tiny_corpus / "all.jsonl"), "--model", str(tmp_path / "tok.safetensors")]
         + ["--asr", str(tmp_path / "asr.safetensors"), "--codec", "none", "--limit", "3", "-o", str(out)]
-        + ["--quiet"]
+        + ["--speakers", voice, "--quiet"]
     )
     assert rc == 0
     result = json.loads(out.read_text())
-    assert (
-        "wer_from_tokens" in result
-        and "codec" not in result
-        and result["utterances"] == len(even_share(read_manifest(tiny_corpus / "all.jsonl"), 3))
-    )
+    mine = [u for u in utts if u.speaker == voice]
+    assert len(mine) < len(utts)
+    assert "wer_from_tokens" in result and "codec" not in result
+    assert result["utterances"] == len(even_share(mine, 3))

@@ -137,12 +137,14 @@ def evaluate_semantic(
     batch_size: int = 16,
     seed: int = 0,
     progress: bool = True,
+    speakers: list[str] | None = None,
 ) -> dict:
-    """All of the module docstring's measures for ``tokenizer`` (and ``codec`` for comparison) on ``manifest``.
-    ``asr_model``: the tokenizer's own ASR model (content WER); ``reference_asr``: an unquantized Whisper."""
+    """All of the module docstring's measures for ``tokenizer`` (and ``codec`` for comparison) on ``manifest``
+    (``speakers``: only these voices). ``asr_model``: the tokenizer's own ASR model (content WER);
+    ``reference_asr``: an unquantized Whisper."""
     from audiotok.whisper import error_rates, transcribe_audio
 
-    utts = even_share(read_manifest(manifest), limit)
+    utts = even_share([u for u in read_manifest(manifest) if speakers is None or u.speaker in speakers], limit)
     wavs = _load_16k(utts)
     systems = {"semantic": tokenizer, **({"codec": codec} if codec is not None else {})}
     result: dict = {"manifest": str(manifest), "utterances": len(utts)}
