@@ -264,6 +264,10 @@ def test_tts_comparison_fine_tunes_one_lm_per_filter_and_judges_each(tiny_corpus
     rows = main(args)
     assert list(rows) == ["base TTS (no fine-tuning)", "agreement (TouchTTS)", "clean-only"]
     assert all(0 <= r["tts"]["offline"]["wer_sphinx"] for r in rows.values())
+    # every LM scored teacher-forced on the true tokens of all of the voice's held-out sentences
+    assert {r["lm"]["utterances"] for r in rows.values()} == {sum(u.speaker == voice for u in utts)}
+    losses = [r["lm"]["loss"] for r in rows.values()]
+    assert all(x > 0 for x in losses) and losses[1] != losses[0]
     tuned = TTSLM.from_pretrained(tmp_path / "cmp" / "agreement-touchtts" / "lm")
     assert any(not torch.equal(a, b) for a, b in zip(tuned.model.parameters(), tts.lm.model.parameters(), strict=True))
     table = (tmp_path / "cmp" / "results.md").read_text()

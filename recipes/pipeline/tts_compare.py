@@ -4,7 +4,9 @@ For each chosen filter of an ``experiment.py`` run (its ``kept-*.jsonl``: the ke
 with the first recogniser's transcripts), the base TTS's LM is fine-tuned for the same number of steps on that
 data (``train_lm.py init_tts=...``: the segments' semantic tokens of the *raw* audio, as TouchTTS trains on it);
 the base flow and vocoder are reused. Each LM, and the base LM untouched, then speaks the same held-out sentences
-and the judges score them (``eval-tts``, offline mode). Fewer hours retained should not win.
+and the judges score them (``eval-tts``, offline mode). Each LM is also scored teacher-forced on the true semantic
+tokens of every held-out sentence of those voices (loss in nats per speech token, token accuracy): a measure that
+still ranks the LMs while the flow's output is too poor for the judges. Fewer hours retained should not win.
 
     python recipes/pipeline/tts_compare.py --config recipes/pipeline/configs/tts-compare.yaml
 
@@ -96,6 +98,30 @@ def fine_tune(cfg: TTSCompareConfig, base: Path, manifest: str, out: Path) -> Pa
     return folder
 
 
+def heldout_tokens(cfg: TTSCompareConfig, semantic: str, out: Path) -> list[dict]:
+    """The held-out sentences of the judged voices as token-cache rows (tokenized once into ``out``)."""
+    from audiotok.batch import load_tokenizer
+    from tts.data import extract_tokens, read_tokens
+
+    if not Path(f"{out}.done").exists():
+        extract_tokens(cfg.eval_manifest, load_tokenizer(semantic)[0], out)
+        Path(f"{out}.done").touch()
+    return [r for r in read_tokens(out) if not cfg.speakers or r["speaker"] in cfg.speakers]
+
+
+def score_lm(cfg: TTSCompareConfig, folder: Path, records: list[dict], out: Path) -> dict:
+    """Teacher-forced held-out loss and token accuracy of a TTS folder's LM (``train_lm.validate``)."""
+    if out.exists():
+        return json.loads(out.read_text())
+    from recipes.tts.train_lm import validate
+    from tts.lm import TTSLM
+
+    lm = TTSLM.from_pretrained(read_spec(folder)["lm"]).to(cfg.device).eval()
+    result = {**validate(lm, lm.objective(), records, len(records), cfg.device), "utterances": len(records)}
+    out.write_text(json.dumps(result, indent=1))
+    return result
+
+
 def evaluate(cfg: TTSCompareConfig, folder: Path, out: Path) -> dict:
     if out.exists():
         return json.loads(out.read_text())
@@ -131,29 +157,45 @@ def run(cfg: TTSCompareConfig) -> dict:
     missing = [f for f in cfg.filters if f not in kept]
     if missing:
         raise ValueError(f"filters not in {cfg.experiment}/results.json: {missing}; there: {list(kept)}")
-    rows = {"base TTS (no fine-tuning)": {"tts": evaluate(cfg, base, out / "base.json")}}
+    records = heldout_tokens(cfg, read_spec(base)["semantic"], out / "heldout-tokens.jsonl")
+    rows = {
+        "base TTS (no fine-tuning)": {
+            "tts": evaluate(cfg, base, out / "base.json"),
+            "lm": score_lm(cfg, base, records, out / "base-lm.json"),
+        }
+    }
     for name in cfg.filters:
         run_dir = out / slug(name)
         folder = fine_tune(cfg, base, kept[name]["manifest"], run_dir)
-        rows[name] = {**kept[name], "tts": evaluate(cfg, folder, run_dir / "eval.json")}
+        rows[name] = {
+            **kept[name],
+            "tts": evaluate(cfg, folder, run_dir / "eval.json"),
+            "lm": score_lm(cfg, folder, records, run_dir / "lm-heldout.json"),
+        }
     base_eval = rows["base TTS (no fine-tuning)"]["tts"]
     rec = base_eval["recordings"]
     rec_whisper = f"{100 * rec['wer_whisper']:.1f}%" if "wer_whisper" in rec else ""
     lines = [
         f"Base TTS `{base}`; each LM fine-tuned {cfg.steps} steps (lr {cfg.lr:g}) on a filter's kept segments of "
         f"`{cfg.experiment}` (raw audio, first recogniser's transcripts); flow and vocoder reused. Judged on "
-        f"{base_eval['utterances']} held-out sentences of `{cfg.eval_manifest}` (synthetic voices), offline.",
+        f"{base_eval['utterances']} held-out sentences of `{cfg.eval_manifest}` (synthetic voices), offline; "
+        f"LM loss / accuracy teacher-forced on the true tokens of all {len(records)} held-out sentences of those "
+        "voices.",
         "",
-        "| LM trained on | hours | WER of its transcripts | TTS WER (pocketsphinx) | TTS WER (whisper) | similarity |",
-        "|---|---:|---:|---:|---:|---:|",
-        f"| (the corpus recordings of the test sentences) | | | {100 * rec['wer_sphinx']:.1f}% | {rec_whisper} | |",
+        "| LM trained on | hours | WER of its transcripts | held-out LM loss | token acc. | TTS WER (pocketsphinx) "
+        "| TTS WER (whisper) | similarity |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| (the corpus recordings of the test sentences) | | | | | {100 * rec['wer_sphinx']:.1f}% | {rec_whisper} | |",
     ]
     for name, r in rows.items():
         e = r["tts"]["offline"]
         hours = f"{r['hours']:.3f}" if "hours" in r else ""
         wer_t = f"{100 * r['wer_vs_truth']:.1f}%" if "wer_vs_truth" in r else ""
         wer_w = f"{100 * e['wer_whisper']:.1f}%" if "wer_whisper" in e else ""
-        lines.append(f"| {name} | {hours} | {wer_t} | {100 * e['wer_sphinx']:.1f}% | {wer_w} | {e['similarity']:.3f} |")
+        lm = f"{r['lm']['loss']:.3f} | {100 * r['lm']['acc']:.1f}%"
+        lines.append(
+            f"| {name} | {hours} | {wer_t} | {lm} | {100 * e['wer_sphinx']:.1f}% | {wer_w} | {e['similarity']:.3f} |"
+        )
     (out / "results.json").write_text(json.dumps(rows, indent=1))
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print((out / "results.md").read_text())

@@ -73,10 +73,11 @@ def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
     return TTSTokenizer.from_pretrained(out / "tokenizer", cfg.lm.n_speech)
 
 
-def validate(lm: TTSLM, net: torch.nn.Module, records: list[dict], cfg: LMTrainConfig, device) -> dict:
-    """Loss and speech-token accuracy without prompts on the first ``n_valid`` validation utterances, through
-    ``net`` (the training objective; sharded under FSDP, where its forward is a collective run by every rank)."""
-    data = PairDataset(records[: cfg.data.n_valid], lm.tokenizer, prompt_prob=0.0, seed=cfg.seed)
+def validate(lm: TTSLM, net: torch.nn.Module, records: list[dict], n_valid: int, device, seed: int = 0) -> dict:
+    """Loss (nats per speech token) and speech-token accuracy without prompts, teacher-forced, on the first
+    ``n_valid`` of ``records`` (token-cache rows), through ``net`` (the training objective, ``lm.objective()``;
+    sharded under FSDP, where its forward is a collective run by every rank)."""
+    data = PairDataset(records[:n_valid], lm.tokenizer, prompt_prob=0.0, seed=seed)
     total, acc, n = 0.0, 0.0, 0
     with torch.no_grad():
         for i in range(0, len(data), 16):
@@ -143,7 +144,7 @@ def train(cfg: LMTrainConfig) -> dict:
         loader,
         sampler,
         save_fn=save,
-        validate_fn=lambda: validate(lm, evaluator, valid_records, cfg, device),
+        validate_fn=lambda: validate(lm, evaluator, valid_records, cfg.data.n_valid, device, cfg.seed),
         full_config=cfg,
     )
     barrier()
