@@ -196,6 +196,36 @@ def test_lm_recipe_runs_two_steps_resumes_and_saves_an_hf_directory(tiny_corpus,
     assert max((a - b).abs().max() for a, b in zip(again.model.parameters(), lm.model.parameters(), strict=True)) < 0.1
 
 
+def test_lm_recipe_reads_tokens_precomputed_with_audiotok_encode(tiny_corpus, semantic_file, tmp_path):
+    from audiotok.cli import main as cli
+    from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+    from recipes.tts.train_lm import main
+    from tts.data import read_tokens
+
+    shards, jsonl = tmp_path / "shards", tmp_path / "valid-tokens.jsonl"
+    for manifest, out, fmt in (
+        (tiny_corpus / "train.jsonl", shards, "shards"),
+        (tiny_corpus / "valid.jsonl", jsonl, "jsonl"),
+    ):
+        assert (
+            cli(["encode", str(manifest), "--model", str(semantic_file), "--format", fmt, "-o", str(out), "--quiet"])
+            == 0
+        )
+    args = _lm_args(tiny_corpus, semantic_file, tmp_path / "pre")
+    main([*args, f"data.train_tokens={shards}", f"data.valid_tokens={jsonl}", "loop.max_steps=1"])
+    main([*_lm_args(tiny_corpus, semantic_file, tmp_path / "own"), "loop.max_steps=1"])  # tokenized by the recipe
+    for split in ("train", "valid"):
+        pre, own = (read_tokens(tmp_path / run / f"tokens-{split}.jsonl") for run in ("pre", "own"))
+        assert sorted(pre, key=lambda r: r["id"]) == sorted(own, key=lambda r: r["id"]) and pre
+    # tokens of another tokenizer than the one the TTS will read prompts with: refused
+    other = tmp_path / "other.safetensors"
+    torch.manual_seed(1)
+    SupervisedTokenizerASR(SupervisedConfig(n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=32,
+                                            quantize_after=1)).export_tokenizer().save(other)  # fmt: skip
+    with pytest.raises(ValueError, match="not by"):
+        main([*_lm_args(tiny_corpus, other, tmp_path / "bad"), f"data.train_tokens={shards}", "loop.max_steps=1"])
+
+
 def test_lm_recipe_under_two_process_ddp(tiny_corpus, semantic_file, tmp_path):
     from pathlib import Path
 

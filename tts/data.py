@@ -56,16 +56,51 @@ def extract_tokens(
     return out
 
 
-def cache_tokens(semantic_tokenizer: str, manifests: dict[str, str], out: str | os.PathLike, n_speech: int) -> dict:
+def import_encoded(encoded: str | os.PathLike, manifest: str | os.PathLike, out: str | os.PathLike) -> dict:
+    """Token-cache rows (as :func:`extract_tokens` writes them) from an ``audiotok encode`` output — JSONL, WebDataset
+    shards or token files — joined by utterance id with ``manifest`` (text, speaker). Returns the tokenizer's
+    identity from the token files' metadata (``name``, ``model_sha256``, ``frame_rate``, ``codebook_size``)."""
+    from audiotok.batch import iter_token_inputs
+
+    utts = {u.id: u for u in read_manifest(manifest) if u.text}
+    rows, ident = [], None
+    for key, rec in tqdm(iter_token_inputs([str(encoded)]), desc="import tokens", unit="file"):
+        u = utts.get(Path(key).name)
+        if u is None:
+            continue
+        m = rec.model
+        if ident is None:
+            ident = {"name": m.tokenizer, "model_sha256": m.model_sha256, "frame_rate": m.frame_rate,
+                     "codebook_size": m.codebook_size}  # fmt: skip
+        elif m.model_sha256 != ident["model_sha256"]:
+            raise ValueError(f"{encoded}: {key} was made by another tokenizer ({m.tokenizer} {m.model_sha256[:12]})")
+        rows.append({"id": u.id, "speaker": u.speaker, "text": u.text, "audio": u.audio, "start": u.start,
+                     "end": u.end, "codes": [int(c) for c in rec.codes]})  # fmt: skip
+    if ident is None:
+        raise ValueError(f"{encoded}: no token file matches an utterance of {manifest}")
+    Path(out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return ident
+
+
+def cache_tokens(
+    semantic_tokenizer: str,
+    manifests: dict[str, str],
+    out: str | os.PathLike,
+    n_speech: int,
+    encoded: dict[str, str | None] | None = None,
+) -> dict:
     """Tokenize each split's manifest once into ``out/tokens-<split>.jsonl`` (resumable; ``.done`` marks a finished
-    split) and record the tokenizer's frame rate and codebook size in ``out/tokens.json``, which is returned.
-    Raises if the model's ``n_speech`` differs from the codebook (e.g. a VQ 4096 tokenizer with a 6561 config)."""
-    out = Path(out)
+    split) — or import its ``encoded[split]``, tokens precomputed with ``audiotok encode`` by the same tokenizer —
+    and record the tokenizer's frame rate and codebook size in ``out/tokens.json``, which is returned. Raises if the
+    model's ``n_speech`` differs from the codebook (e.g. a VQ 4096 tokenizer with a 6561 config), or if the
+    precomputed tokens come from another tokenizer than ``semantic_tokenizer``."""
+    from audiotok.batch import load_tokenizer, model_identity
+
+    out, encoded = Path(out), encoded or {}
     info_path = out / "tokens.json"
     if not all((out / f"tokens-{s}.jsonl.done").exists() for s in manifests) or not info_path.exists():
-        from audiotok.batch import load_tokenizer
-
-        semantic, _ = load_tokenizer(semantic_tokenizer)
+        semantic, name = load_tokenizer(semantic_tokenizer)
+        ident = model_identity(semantic, name)
         info_path.write_text(json.dumps({"frame_rate": semantic.frame_rate, "codebook_size": semantic.codebook_size}))
         if semantic.codebook_size != n_speech:  # before hours of tokenizing
             raise ValueError(
@@ -73,9 +108,19 @@ def cache_tokens(semantic_tokenizer: str, manifests: dict[str, str], out: str | 
                 f"speech tokens (set n_speech={semantic.codebook_size})"
             )
         for split, manifest in manifests.items():
-            if not (out / f"tokens-{split}.jsonl.done").exists():
-                extract_tokens(manifest, semantic, out / f"tokens-{split}.jsonl")
-                (out / f"tokens-{split}.jsonl.done").touch()
+            target = out / f"tokens-{split}.jsonl"
+            if (out / f"{target.name}.done").exists():
+                continue
+            if encoded.get(split):
+                got = import_encoded(encoded[split], manifest, target)
+                if got["model_sha256"] != ident.model_sha256:
+                    raise ValueError(
+                        f"{encoded[split]} was encoded by {got['name']} ({got['model_sha256'][:12]}), not by "
+                        f"{semantic_tokenizer} ({ident.model_sha256[:12]}), whose tokens the TTS reads at inference"
+                    )
+            else:
+                extract_tokens(manifest, semantic, target)
+            (out / f"{target.name}.done").touch()
     info = json.loads(info_path.read_text())
     if info.get("codebook_size", n_speech) != n_speech:
         raise ValueError(f"the tokens in {out} come from a {info['codebook_size']}-code tokenizer, not {n_speech}")

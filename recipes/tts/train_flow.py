@@ -4,7 +4,7 @@
     torchrun --nproc_per_node 8 recipes/tts/train_flow.py --config recipes/tts/configs/flow-small.yaml
 
 Data: the first run tokenizes each split with ``semantic_tokenizer`` into ``<out_dir>/tokens-*.jsonl`` (resumable
-cache); each step reads the 24 kHz audio, trims it to whole tokens, crops at most ``max_tokens`` aligned tokens and
+cache; or imports ``data.train_tokens``/``valid_tokens``, the same tokenizer's ``audiotok encode`` output); each step reads the 24 kHz audio, trims it to whole tokens, crops at most ``max_tokens`` aligned tokens and
 computes the mel on the device. The loss, prompts, CFG dropout and the four attention masks are the model's
 (:meth:`tts.flow.FlowDecoder.loss`). Shared loop (``audiotok.train.loop``): DDP, bf16 on GPU, resume, TensorBoard,
 validation loss; ``flow.safetensors`` at every save.
@@ -35,6 +35,10 @@ from tts.vocoder import vocoder_config, vocoder_mel
 class FlowData:
     train: str = "data/synth-adult/train.jsonl"
     valid: str = "data/synth-adult/valid.jsonl"
+    # optional: the splits' semantic tokens precomputed with `audiotok encode MANIFEST --model <semantic_tokenizer>`
+    # (.jsonl, shards folder or token files; joined with the manifest by utterance id) instead of tokenizing here
+    train_tokens: str | None = None
+    valid_tokens: str | None = None
     max_tokens: int = 250  # 10 s crops
     batch_tokens: int = 2000  # padded tokens per batch and process
     n_valid: int = 32
@@ -59,7 +63,13 @@ def train(cfg: FlowTrainConfig) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
     if info.is_main:
-        cache_tokens(cfg.semantic_tokenizer, {"train": cfg.data.train, "valid": cfg.data.valid}, out, cfg.flow.n_speech)
+        cache_tokens(
+            cfg.semantic_tokenizer,
+            {"train": cfg.data.train, "valid": cfg.data.valid},
+            out,
+            cfg.flow.n_speech,
+            encoded={"train": cfg.data.train_tokens, "valid": cfg.data.valid_tokens},
+        )
     barrier()
     torch.manual_seed(cfg.seed)
     flow = FlowDecoder(cfg.flow).to(device)

@@ -4,11 +4,12 @@
     torchrun --nproc_per_node 8 recipes/tts/train_lm.py --config recipes/tts/configs/lm-small.yaml
 
 Data: a manifest per split; the first run tokenizes it with ``semantic_tokenizer`` into ``<out_dir>/tokens-*.jsonl``
-(resumable cache) and trains the text BPE on the training texts (``<out_dir>/tokenizer``; reused on resume).
+(resumable cache; or imports ``data.train_tokens``/``valid_tokens``, the same tokenizer's ``audiotok encode``
+output) and trains the text BPE on the training texts (``<out_dir>/tokenizer``; reused on resume).
 ``init_tts=FOLDER`` fine-tunes a trained TTS LM instead (its tokenizer and architecture; e.g. on new data).
 Batches are bucketed by length under ``batch_tokens`` padded tokens; a prompt of the same speaker is prepended with
-probability ``prompt_prob``. DDP (or FSDP with ``fsdp=true``, for large configs), bf16 on GPU, resume from ``last.pt``, TensorBoard, validation loss and speech
-token accuracy; every save writes the standard HF directory ``<out_dir>/lm`` (``TTSLM.from_pretrained``).
+probability ``prompt_prob``. DDP (or FSDP with ``fsdp=true``, for large configs), bf16 on GPU, resume from
+``last.pt``, TensorBoard, validation loss and speech token accuracy; every save writes the standard HF directory ``<out_dir>/lm`` (``TTSLM.from_pretrained``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from tts.tokenizer import TTSTokenizer
 class LMData:
     train: str = "data/synth-adult/train.jsonl"
     valid: str = "data/synth-adult/valid.jsonl"
+    # optional: the splits' semantic tokens precomputed with `audiotok encode MANIFEST --model <semantic_tokenizer>`
+    # (.jsonl, shards folder or token files; joined with the manifest by utterance id) instead of tokenizing here
+    train_tokens: str | None = None
+    valid_tokens: str | None = None
     batch_tokens: int = 8000  # tokens per batch and process (padded, or packed when pack_tokens > 0)
     pack_tokens: int = 0  # > 0: pack sequences into rows of this many tokens (no padding waste); 0: one per row
     prompt_prob: float = 0.5
@@ -59,7 +64,13 @@ class LMTrainConfig:
 def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
     """Token caches and the text BPE, made by rank 0 once."""
     if is_main:
-        cache_tokens(cfg.semantic_tokenizer, {"train": cfg.data.train, "valid": cfg.data.valid}, out, cfg.lm.n_speech)
+        cache_tokens(
+            cfg.semantic_tokenizer,
+            {"train": cfg.data.train, "valid": cfg.data.valid},
+            out,
+            cfg.lm.n_speech,
+            encoded={"train": cfg.data.train_tokens, "valid": cfg.data.valid_tokens},
+        )
         if not (out / "tokenizer" / "tokenizer.json").exists():
             if cfg.init_tts:
                 tok = TTSTokenizer.from_pretrained(cfg.init_tts, cfg.lm.n_speech)
