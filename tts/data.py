@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -82,21 +83,29 @@ def import_encoded(encoded: str | os.PathLike, manifest: str | os.PathLike, out:
     return ident
 
 
-def cache_tokens(
-    semantic_tokenizer: str,
-    manifests: dict[str, str],
-    out: str | os.PathLike,
-    n_speech: int,
-    encoded: dict[str, str | None] | None = None,
-) -> dict:
+@dataclass
+class TokenSplits:
+    """The data splits of a TTS recipe (its ``data`` config extends this)."""
+
+    train: str = "data/synth-adult/train.jsonl"
+    valid: str = "data/synth-adult/valid.jsonl"
+    # optional: the splits' semantic tokens precomputed with `audiotok encode MANIFEST --model <semantic_tokenizer>`
+    # (.jsonl, shards folder or token files; joined with the manifest by utterance id) instead of tokenizing here
+    train_tokens: str | None = None
+    valid_tokens: str | None = None
+
+
+def cache_tokens(semantic_tokenizer: str, splits: TokenSplits, out: str | os.PathLike, n_speech: int) -> dict:
     """Tokenize each split's manifest once into ``out/tokens-<split>.jsonl`` (resumable; ``.done`` marks a finished
-    split) — or import its ``encoded[split]``, tokens precomputed with ``audiotok encode`` by the same tokenizer —
+    split) — or import its ``<split>_tokens``, tokens precomputed with ``audiotok encode`` by the same tokenizer —
     and record the tokenizer's frame rate and codebook size in ``out/tokens.json``, which is returned. Raises if the
     model's ``n_speech`` differs from the codebook (e.g. a VQ 4096 tokenizer with a 6561 config), or if the
     precomputed tokens come from another tokenizer than ``semantic_tokenizer``."""
     from audiotok.batch import load_tokenizer, model_identity
 
-    out, encoded = Path(out), encoded or {}
+    out = Path(out)
+    manifests = {"train": splits.train, "valid": splits.valid}
+    encoded = {"train": splits.train_tokens, "valid": splits.valid_tokens}
     info_path = out / "tokens.json"
     if not all((out / f"tokens-{s}.jsonl.done").exists() for s in manifests) or not info_path.exists():
         semantic, name = load_tokenizer(semantic_tokenizer)

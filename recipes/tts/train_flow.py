@@ -26,19 +26,13 @@ from audiotok.data.features import MelSpectrogram
 from audiotok.data.sampler import DurationBatchSampler
 from audiotok.train import barrier, cleanup_distributed, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
-from tts.data import TokenMelDataset, cache_tokens, collate_token_mel, read_tokens
+from tts.data import TokenMelDataset, TokenSplits, cache_tokens, collate_token_mel, read_tokens
 from tts.flow import FlowConfig, FlowDecoder
 from tts.vocoder import vocoder_config, vocoder_mel
 
 
 @dataclass
-class FlowData:
-    train: str = "data/synth-adult/train.jsonl"
-    valid: str = "data/synth-adult/valid.jsonl"
-    # optional: the splits' semantic tokens precomputed with `audiotok encode MANIFEST --model <semantic_tokenizer>`
-    # (.jsonl, shards folder or token files; joined with the manifest by utterance id) instead of tokenizing here
-    train_tokens: str | None = None
-    valid_tokens: str | None = None
+class FlowData(TokenSplits):
     max_tokens: int = 250  # 10 s crops
     batch_tokens: int = 2000  # padded tokens per batch and process
     n_valid: int = 32
@@ -63,13 +57,7 @@ def train(cfg: FlowTrainConfig) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
     if info.is_main:
-        cache_tokens(
-            cfg.semantic_tokenizer,
-            {"train": cfg.data.train, "valid": cfg.data.valid},
-            out,
-            cfg.flow.n_speech,
-            encoded={"train": cfg.data.train_tokens, "valid": cfg.data.valid_tokens},
-        )
+        cache_tokens(cfg.semantic_tokenizer, cfg.data, out, cfg.flow.n_speech)
     barrier()
     torch.manual_seed(cfg.seed)
     flow = FlowDecoder(cfg.flow).to(device)

@@ -27,19 +27,13 @@ from audiotok.config import config_from_args, save_config
 from audiotok.data.sampler import DurationBatchSampler
 from audiotok.train import barrier, cleanup_distributed, fsdp, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
-from tts.data import PairDataset, cache_tokens, read_tokens
+from tts.data import PairDataset, TokenSplits, cache_tokens, read_tokens
 from tts.lm import TTSLM, TTSLMConfig, lm_loss
 from tts.tokenizer import TTSTokenizer
 
 
 @dataclass
-class LMData:
-    train: str = "data/synth-adult/train.jsonl"
-    valid: str = "data/synth-adult/valid.jsonl"
-    # optional: the splits' semantic tokens precomputed with `audiotok encode MANIFEST --model <semantic_tokenizer>`
-    # (.jsonl, shards folder or token files; joined with the manifest by utterance id) instead of tokenizing here
-    train_tokens: str | None = None
-    valid_tokens: str | None = None
+class LMData(TokenSplits):
     batch_tokens: int = 8000  # tokens per batch and process (padded, or packed when pack_tokens > 0)
     pack_tokens: int = 0  # > 0: pack sequences into rows of this many tokens (no padding waste); 0: one per row
     prompt_prob: float = 0.5
@@ -64,13 +58,7 @@ class LMTrainConfig:
 def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
     """Token caches and the text BPE, made by rank 0 once."""
     if is_main:
-        cache_tokens(
-            cfg.semantic_tokenizer,
-            {"train": cfg.data.train, "valid": cfg.data.valid},
-            out,
-            cfg.lm.n_speech,
-            encoded={"train": cfg.data.train_tokens, "valid": cfg.data.valid_tokens},
-        )
+        cache_tokens(cfg.semantic_tokenizer, cfg.data, out, cfg.lm.n_speech)
         if not (out / "tokenizer" / "tokenizer.json").exists():
             if cfg.init_tts:
                 tok = TTSTokenizer.from_pretrained(cfg.init_tts, cfg.lm.n_speech)
