@@ -60,11 +60,14 @@ def extract_tokens(
 def import_encoded(encoded: str | os.PathLike, manifest: str | os.PathLike, out: str | os.PathLike) -> dict:
     """Token-cache rows (as :func:`extract_tokens` writes them) from an ``audiotok encode`` output — JSONL, WebDataset
     shards or token files — joined by utterance id with ``manifest`` (text, speaker). Returns the tokenizer's
-    identity from the token files' metadata (``name``, ``model_sha256``, ``frame_rate``, ``codebook_size``)."""
+    identity from the token files' metadata (``name``, ``model_sha256``, ``frame_rate``, ``codebook_size``). Rows
+    are written in the manifest's order, as :func:`extract_tokens` writes them (``audiotok encode`` writes its
+    length-sorted batches' order), so that a recipe's first ``n_valid`` utterances do not depend on where the tokens
+    came from."""
     from audiotok.batch import iter_token_inputs
 
     utts = {u.id: u for u in read_manifest(manifest) if u.text}
-    rows, ident = [], None
+    rows, ident = {}, None
     for key, rec in tqdm(iter_token_inputs([str(encoded)]), desc="import tokens", unit="file"):
         u = utts.get(Path(key).name)
         if u is None:
@@ -75,11 +78,11 @@ def import_encoded(encoded: str | os.PathLike, manifest: str | os.PathLike, out:
                      "codebook_size": m.codebook_size}  # fmt: skip
         elif m.model_sha256 != ident["model_sha256"]:
             raise ValueError(f"{encoded}: {key} was made by another tokenizer ({m.tokenizer} {m.model_sha256[:12]})")
-        rows.append({"id": u.id, "speaker": u.speaker, "text": u.text, "audio": u.audio, "start": u.start,
-                     "end": u.end, "codes": [int(c) for c in rec.codes]})  # fmt: skip
+        rows[u.id] = {"id": u.id, "speaker": u.speaker, "text": u.text, "audio": u.audio, "start": u.start,
+                      "end": u.end, "codes": [int(c) for c in rec.codes]}  # fmt: skip
     if ident is None:
         raise ValueError(f"{encoded}: no token file matches an utterance of {manifest}")
-    Path(out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    Path(out).write_text("".join(json.dumps(rows[i]) + "\n" for i in utts if i in rows))
     return ident
 
 
