@@ -435,6 +435,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"= {s['audio_hours_per_second'] * 3600:.0f}x realtime on {s['device']}"
         )
     _demo_codec(data, args)
+    _demo_tts(data, args)
     print(f"[demo] done in {time.time() - t0:.1f} s (all audio is synthetic)")
     return 0
 
@@ -468,6 +469,28 @@ def _demo_codec(data: Path, args: argparse.Namespace) -> None:
     result = evaluate_codec(codec, data / "test.jsonl", limit=args.eval_utterances, progress=False)
     print(f"[demo] codec on {result['utterances']} held-out synthetic utterances:")
     print(format_table(result))
+
+
+def _demo_tts(data: Path, args: argparse.Namespace) -> None:
+    """Say a held-out sentence with the bundled TTS (text -> LM -> semantic tokens -> flow -> mel -> vocoder)."""
+    from audiotok import audio
+    from audiotok.data.manifest import read_manifest
+    from audiotok.hub import ASSETS
+    from tts.pipeline import TTS
+
+    folder = ASSETS / "tts"
+    if not (folder / "pipeline.json").is_file():
+        print(f"[demo] tts: no bundled TTS in {folder}")
+        return
+    tts = TTS.from_pretrained(folder, device=args.device)
+    u = read_manifest(data / "valid.jsonl")[0]  # a held-out sentence
+    t0 = time.time()
+    wav = tts.synthesize(u.text)
+    elapsed, seconds = time.time() - t0, len(wav) / tts.sample_rate
+    out = data / "demo-out" / f"{u.id}.tts.wav"
+    audio.save(out, wav, tts.sample_rate)
+    rtf = elapsed / max(seconds, 1e-9)
+    print(f"[demo] tts: {u.text!r} -> {seconds:.2f} s of audio in {elapsed:.2f} s (RTF {rtf:.2f}) -> {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,7 @@ def test_synth_corpus_and_demo(tmp_path, capsys):
     text = capsys.readouterr().out
     for feature in ("whisper-80", "vocos", "cosyvoice2", "fbank"):
         assert f"[demo] {feature}" in text
+    assert "[demo] codec:" in text and "[demo] tts:" in text
 
 
 def test_eval_codec_and_export(wav_tree, tmp_path, capsys):

@@ -142,9 +142,12 @@ def test_eval_tts_on_tiny_models(tts, tiny_corpus, tmp_path):
     assert result["utterances"] == 2
     for mode in ("vocoder", "resynthesis", "offline", "stream"):
         e = result[mode]
-        assert e["wer_sphinx"] >= 0 and -1 <= e["similarity"] <= 1 and e["rtf"] > 0
+        assert e["wer_sphinx"] >= 0 and e["cer_sphinx"] >= 0 and -1 <= e["similarity"] <= 1 and e["rtf"] > 0
     assert result["stream"]["first_chunk_s"] > 0
     assert 0 <= result["recordings"]["wer_sphinx"] <= 1.5
+    # chance (each recording scored against the other sentence) is worse than the recordings' own sentences
+    assert result["chance"]["cer_sphinx"] > result["recordings"]["cer_sphinx"]
+    assert "chance: a recording scored against another sentence" in format_report(result)
     assert "TTS, stream" in format_report(result) and "resynthesis (real tokens, no LM)" in format_report(result)
     speaker.save(tmp_path / "spk.safetensors")
     tts.semantic.save(tmp_path / "semantic.safetensors")

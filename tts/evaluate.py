@@ -3,9 +3,11 @@
 For each test utterance (held-out sentences; its text and speaker), the TTS speaks the text with a prompt: another
 recording of the same speaker (its audio and transcript) from the prompt manifest. Measured:
 
-* **intelligibility**: WER of the synthesized speech as judged by pocketsphinx (independent, trained on real
-  speech), next to the judge's WER on the corpus recordings of the same sentences and voices (the floor a perfect
-  TTS of these voices would reach); optionally also by a Whisper model of the suite;
+* **intelligibility**: WER and CER of the synthesized speech as judged by pocketsphinx (independent, trained on
+  real speech), next to the judge's rates on the corpus recordings of the same sentences and voices (the floor a
+  perfect TTS of these voices would reach) and on the recordings scored against *another* test sentence (chance:
+  what speech without the right words scores; CER stays graded where WER saturates near 100%); optionally also by a
+  Whisper model of the suite;
 * **speaker similarity** (the suite's x-vector model, cosine): prompt vs. synthesized, next to prompt vs. the real
   recording of the same speaker (same-speaker reference) and vs. a recording of another speaker;
 * **speed**: real-time factor, and first-chunk latency when streaming;
@@ -24,7 +26,7 @@ from tqdm import tqdm
 
 from audiotok.audio import load, resample
 from audiotok.data.manifest import Utterance, even_share, read_manifest
-from audiotok.whisper import word_error_rate
+from audiotok.whisper import error_rates
 
 
 def pick_prompts(tests: list[Utterance], pool: list[Utterance]) -> dict[str, Utterance]:
@@ -72,9 +74,15 @@ def evaluate_tts(
     prompt_audio = [_load(prompts[u.id], sr) for u in tests]
     refs = [u.text for u in tests]
     result: dict = {"utterances": len(tests), "manifest": str(manifest)}
-    result["recordings"] = {"wer_sphinx": word_error_rate(refs, recognize(real, sr))}
+    judges = {"sphinx": lambda wavs: recognize(wavs, sr)}
     if whisper_model is not None:
-        result["recordings"]["wer_whisper"] = word_error_rate(refs, transcribe_audio(whisper_model, real, sr))
+        judges["whisper"] = lambda wavs: transcribe_audio(whisper_model, wavs, sr)
+    result["recordings"], result["chance"] = {}, {}
+    shifted = refs[1:] + refs[:1]  # each recording scored against the next test sentence
+    for judge, recognize_fn in judges.items():
+        hyps = recognize_fn(real)
+        result["recordings"].update(_rates(refs, hyps, judge))
+        result["chance"].update(_rates(shifted, hyps, judge))
     # different-speaker reference: each prompt against the next test item of another speaker
     others = [next((r for r, v in zip(real, tests, strict=True) if v.speaker != u.speaker), None) for u in tests]
     pairs = [(p, o) for p, o in zip(prompt_audio, others, strict=True) if o is not None]
@@ -104,32 +112,42 @@ def evaluate_tts(
             outs.append(wav if len(wav) else torch.zeros(sr // 10))
         seconds = sum(len(w) for w in outs) / sr
         entry = {
-            "wer_sphinx": word_error_rate(refs, recognize(outs, sr)),
             "similarity": float(speaker_model.similarity(prompt_audio, outs, sr).mean()),
             "rtf": compute / max(seconds, 1e-9),
             "audio_seconds": seconds,
         }
-        if whisper_model is not None:
-            entry["wer_whisper"] = word_error_rate(refs, transcribe_audio(whisper_model, outs, sr))
+        for judge, recognize_fn in judges.items():
+            entry.update(_rates(refs, recognize_fn(outs), judge))
         if first:
             entry["first_chunk_s"] = sum(first) / len(first)
         result[mode] = entry
     return result
 
 
+def _rates(refs: list[str], hyps: list[str], judge: str) -> dict[str, float]:
+    return {f"{k}_{judge}": v for k, v in error_rates(refs, hyps).items()}
+
+
 def format_report(result: dict) -> str:
     rec = result["recordings"]
     lines = [f"{result['utterances']} held-out sentences of {result['manifest']} (synthetic voices)", ""]
-    lines.append("| | WER (pocketsphinx) | WER (whisper) | similarity to prompt | RTF | first chunk (s) |")
+    lines.append("| | WER / CER (pocketsphinx) | WER / CER (whisper) | similarity to prompt | RTF | first chunk (s) |")
     lines.append("|---|---:|---:|---:|---:|---:|")
 
-    def pct(x):
-        return f"{100 * x:.1f}%" if x is not None else ""
+    def rates(e: dict, judge: str) -> str:
+        if f"wer_{judge}" not in e:
+            return ""
+        return f"{100 * e[f'wer_{judge}']:.1f}% / {100 * e.get(f'cer_{judge}', float('nan')):.1f}%"
 
     lines.append(
-        f"| corpus recordings | {pct(rec['wer_sphinx'])} | {pct(rec.get('wer_whisper'))} "
+        f"| corpus recordings | {rates(rec, 'sphinx')} | {rates(rec, 'whisper')} "
         f"| {rec['similarity_same_speaker']:.3f} (same speaker) | | |"
     )
+    if "chance" in result:
+        ch = result["chance"]
+        lines.append(
+            f"| chance: a recording scored against another sentence | {rates(ch, 'sphinx')} | {rates(ch, 'whisper')} | | | |"
+        )
     if "similarity_other_speaker" in rec:
         lines.append(f"| another speaker's recording | | | {rec['similarity_other_speaker']:.3f} | | |")
     labels = {"vocoder": "vocoder on the recording's mel", "resynthesis": "resynthesis (real tokens, no LM)"}
@@ -139,7 +157,7 @@ def format_report(result: dict) -> str:
             first = f"{e['first_chunk_s']:.2f}" if "first_chunk_s" in e else ""
             name = labels.get(mode, f"TTS, {mode}")
             lines.append(
-                f"| {name} | {pct(e['wer_sphinx'])} | {pct(e.get('wer_whisper'))} | {e['similarity']:.3f} "
+                f"| {name} | {rates(e, 'sphinx')} | {rates(e, 'whisper')} | {e['similarity']:.3f} "
                 f"| {e['rtf']:.2f} | {first} |"
             )
     return "\n".join(lines)
