@@ -124,8 +124,8 @@ def get_tts():
     folder = Path(os.environ.get("AUDIOTOK_TTS") or ASSETS / "tts")
     if not (folder / "pipeline.json").is_file():
         raise DemoError(
-            "No TTS model yet: the bundled one is not trained. Start the app with AUDIOTOK_TTS=<TTS folder with "
-            "pipeline.json> (recipes/tts)."
+            f"No TTS model in {folder}: start the app with AUDIOTOK_TTS=<TTS folder with pipeline.json> "
+            "(recipes/tts/assemble.py makes one)."
         )
     try:
         return TTS.from_pretrained(folder)
@@ -342,6 +342,10 @@ def build_ui():
                 outputs=[s_sum, s_img, s_txt],
             )
         with gr.Tab("TTS"):
+            gr.Markdown(
+                "The bundled `tts` is small and CPU-trained on synthetic voices: it speaks in the prompt's voice but "
+                "does not say the words yet (its card and the README have the numbers)."
+            )
             t_text = gr.Textbox(label="Text", lines=3)
             with gr.Row():
                 t_prompt = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Voice prompt (optional)")

@@ -181,7 +181,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     folder = Path(args.model) if args.model else ASSETS / "tts"
     if not (folder / "pipeline.json").is_file():
         raise FileNotFoundError(
-            f"{folder}: no TTS model there" + ("" if args.model else " (no bundled TTS yet: pass --model DIR)")
+            f"{folder}: no TTS model there" + ("" if args.model else " (the bundled TTS is missing: pass --model DIR)")
         )
     tts = TTS.from_pretrained(folder, device=args.device)
     text = Path(args.text[1:]).read_text() if args.text.startswith("@") else args.text
@@ -483,7 +483,8 @@ def _demo_tts(data: Path, args: argparse.Namespace) -> None:
         print(f"[demo] tts: no bundled TTS in {folder}")
         return
     tts = TTS.from_pretrained(folder, device=args.device)
-    u = read_manifest(data / "valid.jsonl")[0]  # a held-out sentence
+    # a held-out sentence (held-out voices' if the corpus is too small to hold sentences out)
+    u = next(u for split in ("valid", "test", "all") for u in read_manifest(data / f"{split}.jsonl") if u.text)
     t0 = time.time()
     wav = tts.synthesize(u.text)
     elapsed, seconds = time.time() - t0, len(wav) / tts.sample_rate

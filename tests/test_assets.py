@@ -38,7 +38,7 @@ def test_bundled_tts_parts_agree_and_synthesize_deterministically():
     assert spec["semantic"] == "semantic"  # trained on the bundled tokenizer's codes
     tts = TTS.from_pretrained(ASSETS / "tts")
     assert tts.lm.config.n_speech == tts.flow.config.n_speech == tts.semantic.codebook_size
-    assert tts.flow.config.n_mels == tts.mel.n_mels and tts.sample_rate == 24000
+    assert tts.flow.config.n_mels == tts.mel_config.n_mels and tts.sample_rate == 24000
     options = SynthesisOptions(n_steps=4, seed=3)
     a = tts.synthesize("The cat sat on the mat.", options=options)
     b = tts.synthesize("The cat sat on the mat.", options=options)

@@ -217,6 +217,11 @@ def test_lm_recipe_reads_tokens_precomputed_with_audiotok_encode(tiny_corpus, se
     for split in ("train", "valid"):
         pre, own = (read_tokens(tmp_path / run / f"tokens-{split}.jsonl") for run in ("pre", "own"))
         assert pre == own and pre  # the same rows in the same (manifest) order
+    # the text check reads the trained LM with each utterance's own and another's text: different inputs, losses
+    from recipes.tts.lm_text_check import main as text_check
+
+    check = text_check([str(tmp_path / "pre" / "lm"), str(tmp_path / "pre" / "tokens-train.jsonl"), "-n", "4"])
+    assert check["utterances"] == 4 and check["own_text"]["loss"] != check["other_text"]["loss"]
     # tokens of another tokenizer than the one the TTS will read prompts with: refused
     other = tmp_path / "other.safetensors"
     torch.manual_seed(1)

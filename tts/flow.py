@@ -56,6 +56,8 @@ class FlowConfig:
 
 
 def flow_config(name: str) -> FlowConfig:
+    """``small`` (256-d x 6; the bundled default is 4 layers: ``recipes/tts/configs/flow-small.yaml``), ``tiny``
+    (tests)."""
     if name == "small":
         return FlowConfig()
     if name == "tiny":

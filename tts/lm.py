@@ -50,7 +50,8 @@ class TTSLMConfig:
 
 
 def lm_config(name: str) -> TTSLMConfig:
-    """``small`` (the bundled default's size), ``qwen2.5-0.5b`` (the paper-scale shape), ``tiny`` (tests)."""
+    """``small`` (256-d x 4, the benchmarks' small shape; the bundled default is narrower, 192-d:
+    ``recipes/tts/configs/lm-small.yaml``), ``qwen2.5-0.5b`` (the paper-scale shape), ``tiny`` (tests)."""
     if name == "small":
         return TTSLMConfig()
     if name == "qwen2.5-0.5b":
