@@ -137,7 +137,7 @@ def format_report(result: dict) -> str:
     def rates(e: dict, judge: str) -> str:
         if f"wer_{judge}" not in e:
             return ""
-        return f"{100 * e[f'wer_{judge}']:.1f}% / {100 * e.get(f'cer_{judge}', float('nan')):.1f}%"
+        return f"{100 * e[f'wer_{judge}']:.1f}% / {100 * e[f'cer_{judge}']:.1f}%"
 
     lines.append(
         f"| corpus recordings | {rates(rec, 'sphinx')} | {rates(rec, 'whisper')} "

@@ -1,7 +1,7 @@
 """Does a trained TTS LM read its text? Teacher-forced held-out loss with each utterance's own text vs. with another
 utterance's text (the next one of the list). Equal losses: the LM ignores the text (an unconditional speech LM).
 
-    python recipes/tts/lm_text_check.py runs/tts-lm/lm runs/tts-lm/tokens-valid.jsonl \\
+    python recipes/tts/lm_text_check.py audiotok/assets/tts/lm runs/tts-lm/tokens-valid.jsonl \\
         --manifest data/synth-adult/valid.jsonl -n 128
 
 ``tokens``: token-cache rows (``<out_dir>/tokens-valid.jsonl`` of the LM recipe); ``--manifest`` takes the first
@@ -11,9 +11,9 @@ utterance's text (the next one of the list). Equal losses: the LM ignores the te
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from audiotok.data.manifest import read_manifest
 from recipes.tts.train_lm import validate
 from tts.data import read_tokens
 from tts.lm import TTSLM
@@ -29,9 +29,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = read_tokens(args.tokens)
     if args.manifest:
         by_id = {r["id"]: r for r in rows}
-        with open(args.manifest) as f:
-            ids = [json.loads(line)["id"] for line in f if line.strip()]
-        rows = [by_id[i] for i in ids if i in by_id]
+        rows = [by_id[u.id] for u in read_manifest(args.manifest) if u.id in by_id]
     rows = rows[: args.n]
     if len(rows) < 2:
         raise SystemExit("need at least two utterances")
