@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiotok.hub import ASSETS
+from audiotok import registry
 
 MAX_SECONDS = 60.0  # longer uploads are refused with a message (the demo runs on CPUs too)
 
@@ -38,7 +38,7 @@ def codec_choices() -> list[str]:
     tokens/s, ``codec-40`` = 40 tokens/s when installed)."""
     if os.environ.get("AUDIOTOK_CODEC"):
         return ["custom"]
-    names = sorted(p.parent.name for p in ASSETS.glob("codec*/model.safetensors"))
+    names = sorted(b.name for b in registry.installed() if b.model_type == "audiotok-codec")
     return names or ["codec"]
 
 
@@ -46,9 +46,7 @@ def codec_choices() -> list[str]:
 def get_codec(name: str | None = None):
     from audiotok.codec import Codec
 
-    path = os.environ.get("AUDIOTOK_CODEC")
-    if not path and name and name != "codec":
-        path = str(ASSETS / name / "model.safetensors")
+    path = os.environ.get("AUDIOTOK_CODEC") or name
     try:
         return Codec.from_pretrained(path, config=os.environ.get("AUDIOTOK_CODEC_CONFIG"))
     except (FileNotFoundError, ValueError) as err:
@@ -58,9 +56,9 @@ def get_codec(name: str | None = None):
 @lru_cache(maxsize=1)
 def get_semantic_asr():
     """The semantic tokenizer's own ASR model (reads its tokens), or None: ``AUDIOTOK_S3_ASR`` or bundled."""
-    from audiotok.hub import load_model
+    from audiotok.checkpoint import load_model
 
-    path = os.environ.get("AUDIOTOK_S3_ASR") or ASSETS / "semantic" / "asr.safetensors"
+    path = os.environ.get("AUDIOTOK_S3_ASR") or registry.ASSETS / "semantic" / "asr.safetensors"
     return load_model(path) if Path(path).is_file() else None
 
 
@@ -69,15 +67,15 @@ def get_semantic():
     from audiotok.semantic import SemanticTokenizer
 
     path = os.environ.get("AUDIOTOK_S3")
-    if not path and (ASSETS / "semantic" / "model.safetensors").is_file():
-        path = str(ASSETS / "semantic" / "model.safetensors")
+    if not path and "semantic" in {b.name for b in registry.installed()}:
+        path = "semantic"
     if not path:
         raise DemoError(
             "No semantic tokenizer configured: start the app with AUDIOTOK_S3=<state dict or "
             "checkpoint> (and AUDIOTOK_S3_NAME=speech_tokenizer_v2_25hz for an official one)."
         )
     try:
-        return SemanticTokenizer.from_pretrained(path, name=os.environ.get("AUDIOTOK_S3_NAME"))
+        return SemanticTokenizer.from_pretrained(path, official=os.environ.get("AUDIOTOK_S3_NAME"))
     except (FileNotFoundError, ValueError) as err:
         raise DemoError(f"Cannot load the semantic tokenizer: {err}") from None
 
@@ -88,8 +86,8 @@ def get_asr():
     from asr.adapters import load_adapted
     from audiotok.whisper import load_whisper
 
-    base = os.environ.get("AUDIOTOK_WHISPER") or ASSETS / "whisper-synth" / "model.safetensors"
-    adapter = os.environ.get("AUDIOTOK_ASR_ADAPTER") or ASSETS / "whisper-synth" / "child-s2lora.safetensors"
+    base = os.environ.get("AUDIOTOK_WHISPER") or registry.ASSETS / registry.BUNDLED["whisper-synth"].path
+    adapter = os.environ.get("AUDIOTOK_ASR_ADAPTER") or registry.ASSETS / registry.BUNDLED["child-s2lora"].path
     if not Path(base).is_file():
         raise DemoError(
             f"No Whisper model at {base}: start the app with AUDIOTOK_WHISPER=<whisper .pt or .safetensors>."
@@ -121,7 +119,7 @@ def asr_compare(path: str | None) -> dict:
 def get_tts():
     from tts.pipeline import TTS
 
-    folder = Path(os.environ.get("AUDIOTOK_TTS") or ASSETS / "tts")
+    folder = Path(os.environ.get("AUDIOTOK_TTS") or registry.ASSETS / registry.BUNDLED["tts"].path)
     if not (folder / "pipeline.json").is_file():
         raise DemoError(
             f"No TTS model in {folder}: start the app with AUDIOTOK_TTS=<TTS folder with pipeline.json> "
@@ -190,8 +188,8 @@ def load_upload(path: str | None, target_rate: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------- handlers
 def codec_roundtrip(path: str | None, model: str | None = None) -> dict:
     """Upload -> tokens -> reconstruction, with everything the codec tab shows (``model``: a codec_choices())."""
-    from audiotok.codec.losses import MelLoss
     from audiotok.metrics import reconstruction_metrics
+    from audiotok.nn.losses import MelLoss
     from audiotok.viz import spectrogram_image, tokens_image
 
     codec = get_codec(model)

@@ -304,8 +304,8 @@ class Adapter:
         """A small safetensors file: the trained tensors, the adapter config and the base model's dims."""
         from safetensors.torch import save_file
 
+        from audiotok.checkpoint import FORMAT_VERSION
         from audiotok.config import to_dict
-        from audiotok.hub import FORMAT_VERSION
         from audiotok.utils import atomic_path
 
         meta = {
@@ -325,8 +325,8 @@ class Adapter:
         """Apply a saved adapter to ``model`` (the base it was trained on) in place."""
         from safetensors.torch import load_file
 
+        from audiotok.checkpoint import CheckpointError, read_metadata
         from audiotok.config import from_dict
-        from audiotok.hub import CheckpointError, read_metadata
 
         meta = read_metadata(path)
         if meta.get("model_type") != MODEL_TYPE:

@@ -8,7 +8,6 @@ are reported per file (``failed.jsonl``) and the rest goes on. Under ``torchrun`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -33,10 +32,11 @@ from audiotok.tokens import (
     TokenFileError,
     TokenizerId,
     TokenRecord,
-    config_hash,
     from_json_line,
     iter_shard,
+    iter_token_inputs,
     load_tokens,
+    model_identity,
     read_token_header,
     save_tokens,
     to_json_line,
@@ -101,27 +101,6 @@ def collect_inputs(inputs: Iterable[str], stdin=None) -> list[InputItem]:
             raise ValueError(f"two inputs map to the same output name {it.rel!r}; encode them in separate runs")
         seen.add(it.rel)
     return items
-
-
-def model_identity(model, name: str) -> TokenizerId:
-    """The tokenizer's identity for token files: weights hash (of the loaded file when known), config hash."""
-    from audiotok.config import to_dict
-
-    sha = getattr(model, "weights_sha256", None)
-    if sha is None:
-        h = hashlib.sha256()
-        for k, v in sorted(model.state_dict().items()):
-            h.update(k.encode())
-            h.update(v.detach().cpu().float().numpy().tobytes())
-        sha = h.hexdigest()
-    return TokenizerId(
-        name,
-        sha,
-        config_hash(to_dict(model.config)),
-        int(model.sample_rate),
-        float(model.frame_rate),
-        int(model.codebook_size),
-    )
 
 
 class _AudioItems(Dataset):
@@ -348,27 +327,6 @@ def _drop_partial_last_line(path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- decode
-def iter_token_inputs(inputs: Iterable[str]):
-    """Yield ``(rel, TokenRecord)`` from token files, folders of them, JSONL files and shards."""
-    for spec in inputs:
-        p = Path(spec)
-        if p.is_dir():
-            for f in sorted(p.rglob("*" + TOKEN_SUFFIX)):
-                yield str(f.relative_to(p))[: -len(TOKEN_SUFFIX)], load_tokens(f)
-            for f in sorted(p.rglob("*.tar")):
-                for key, rec, _ in iter_shard(f):
-                    yield key, rec
-        elif p.suffix == ".tar":
-            for key, rec, _ in iter_shard(p):
-                yield key, rec
-        elif p.name.endswith(".jsonl"):
-            for n, line in enumerate(p.read_text().splitlines(), start=1):
-                if line.strip():
-                    yield from_json_line(line, f"{p}:{n}")
-        else:
-            yield p.name[: -len(TOKEN_SUFFIX)] if p.name.endswith(TOKEN_SUFFIX) else p.stem, load_tokens(p)
-
-
 def decode_tokens(
     model,
     name: str,
@@ -419,7 +377,7 @@ def describe(path: str | os.PathLike) -> dict:
         recs = list(iter_shard(p))
         return {"kind": "token shard", "items": len(recs), "tokenizer": recs[0][1].model.tokenizer if recs else None}
     if p.suffix == ".safetensors":
-        from audiotok.hub import read_metadata
+        from audiotok.checkpoint import read_metadata
 
         meta = read_metadata(p)
         if "codes" in meta or meta.get("tokenizer"):
@@ -432,29 +390,3 @@ def describe(path: str | os.PathLike) -> dict:
             "config": json.loads(meta.get("config", "{}")),
         }
     raise ValueError(f"{p}: not a token file, shard or checkpoint")
-
-
-def load_tokenizer(name: str | None, config: str | None = None, device: str = "cpu", official: str | None = None):
-    """``(model, name)`` for ``--model``: None = the bundled codec; a bundled name; a checkpoint path (codec or
-    semantic tokenizer, told apart by its header); an official WavTokenizer .ckpt with ``config``; or an official
-    S3Tokenizer state dict with ``official`` (e.g. ``speech_tokenizer_v2_25hz``)."""
-    from audiotok.codec import Codec
-    from audiotok.hub import ASSETS
-    from audiotok.semantic import SemanticTokenizer
-
-    if official is not None:
-        return SemanticTokenizer.from_pretrained(name, name=official, device=device), official
-    if name is None or (ASSETS / name / "model.safetensors").is_file():
-        path = ASSETS / (name or "codec") / "model.safetensors"
-        if not path.is_file():
-            raise FileNotFoundError(f"the bundled codec is missing ({path})")
-    else:
-        path = Path(name)
-        if not path.exists():
-            raise FileNotFoundError(f"--model {name}: neither a bundled model (see `audiotok models`) nor a path")
-    if path.is_file() and path.suffix == ".safetensors":
-        from audiotok.hub import model_class, read_metadata
-
-        cls = model_class(read_metadata(path).get("model_type", ""))
-        return cls.from_pretrained(path, device=device), name or "codec"
-    return Codec.from_pretrained(path, config=config, device=device), path.stem

@@ -31,6 +31,7 @@ def cmd_synth_corpus(args: argparse.Namespace) -> int:
         domain=args.domain,
         n_espeak=args.n_espeak,
         jobs=args.jobs,
+        neural=args.neural,
     )
     summary = build_corpus(config, progress=not args.quiet)
     print(
@@ -118,8 +119,8 @@ def cmd_eval_codec(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_semantic(args: argparse.Namespace) -> int:
+    from audiotok.checkpoint import load_model
     from audiotok.codec.model import Codec
-    from audiotok.hub import load_model
     from audiotok.semantic import SemanticTokenizer
     from audiotok.semantic.evaluate import evaluate_semantic, format_report
     from audiotok.whisper import load_whisper
@@ -174,16 +175,10 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     import torch
 
     from audiotok import audio
-    from audiotok.hub import ASSETS
     from tts.pipeline import TTS, SynthesisOptions
     from tts.sampling import SamplingConfig
 
-    folder = Path(args.model) if args.model else ASSETS / "tts"
-    if not (folder / "pipeline.json").is_file():
-        raise FileNotFoundError(
-            f"{folder}: no TTS model there" + ("" if args.model else " (the bundled TTS is missing: pass --model DIR)")
-        )
-    tts = TTS.from_pretrained(folder, device=args.device)
+    tts = TTS.from_pretrained(args.model, device=args.device)
     text = Path(args.text[1:]).read_text() if args.text.startswith("@") else args.text
     if not text.strip() and not args.lines:
         raise ValueError("nothing to say: give the text, @FILE or --lines FILE")
@@ -241,15 +236,13 @@ def _speakers(args: argparse.Namespace) -> list[str] | None:
 
 
 def cmd_eval_tts(args: argparse.Namespace) -> int:
-    from audiotok.hub import ASSETS
     from audiotok.speaker import SpeakerEncoder
     from audiotok.whisper import load_whisper
     from tts.evaluate import evaluate_tts, format_report
     from tts.pipeline import TTS, SynthesisOptions
     from tts.sampling import SamplingConfig
 
-    folder = Path(args.model) if args.model else ASSETS / "tts"
-    tts = TTS.from_pretrained(folder, device=args.device)
+    tts = TTS.from_pretrained(args.model, device=args.device)
     speaker = SpeakerEncoder.from_pretrained(args.speaker_model, device=args.device)
     judge = load_whisper(args.whisper, device=args.device) if args.whisper else None
     modes = {"both": ("offline", "stream"), "all": ("vocoder", "resynthesis", "offline", "stream")}.get(
@@ -267,7 +260,7 @@ def cmd_eval_tts(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         speakers=_speakers(args),
     )
-    result["model"] = str(folder)
+    result["model"] = str(args.model or "tts")
     print(format_report(result))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -289,11 +282,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_encode(args: argparse.Namespace) -> int:
     import os
 
-    from audiotok.batch import EncodeOptions, collect_inputs, encode_items, load_tokenizer
+    from audiotok.batch import EncodeOptions, collect_inputs, encode_items
+    from audiotok.registry import load_tokenizer
     from audiotok.train import cleanup_distributed, setup_distributed
 
     info = setup_distributed(args.device)
-    model, name = load_tokenizer(args.model, args.config, str(info.device), args.official)
+    model, name = load_tokenizer(args.model, str(info.device), args.config, args.official)
     items = collect_inputs(args.inputs)
     batch_seconds = args.batch_seconds
     if batch_seconds is None:  # batching pays on GPUs; on CPUs one file at a time is faster (bench/cli.py)
@@ -324,9 +318,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from audiotok.batch import decode_tokens, load_tokenizer
+    from audiotok.batch import decode_tokens
+    from audiotok.registry import load_tokenizer
 
-    model, name = load_tokenizer(args.model, args.config, args.device, args.official)
+    model, name = load_tokenizer(args.model, args.device, args.config, args.official)
     if not hasattr(model, "decode"):
         raise ValueError(f"{name} is a semantic tokenizer: its tokens decode to speech through the TTS flow model")
     summary = decode_tokens(
@@ -372,19 +367,14 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from audiotok.hub import ASSETS
+    from audiotok import registry
 
     print("bundled (load by name with --model NAME):")
-    found = False
-    for card in sorted(ASSETS.glob("*/model.safetensors")):
-        found = True
-        note = (
-            (card.parent / "card.md").read_text().splitlines()[0].lstrip("# ")
-            if (card.parent / "card.md").exists()
-            else ""
-        )
-        print(f"  {card.parent.name:<12} {card.stat().st_size / 1e6:6.1f} MB  {note}")
-    if not found:
+    for b in registry.installed():
+        path = registry.bundled_path(b.name)
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+        print(f"  {b.name:<14} {size / 1e6:6.1f} MB  {b.about}")
+    if not registry.installed():
         print("  (none installed)")
     print("architectures (build with audiotok.codec.codec_config(NAME); train with recipes/codec):")
     print("  wavtokenizer-75, wavtokenizer-40 (the released small configs), small-75, tiny")
@@ -396,7 +386,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from audiotok.hub import bundle
+    from audiotok.checkpoint import bundle
 
     dst = bundle(args.checkpoint, args.name, torch_dtype(args.dtype))
     print(f"{args.checkpoint} -> {dst} ({dst.stat().st_size / 1e6:.1f} MB); write {dst.parent / 'card.md'} next to it")
@@ -473,16 +463,14 @@ def _demo_codec(data: Path, args: argparse.Namespace) -> None:
 
 def _demo_tts(data: Path, args: argparse.Namespace) -> None:
     """Say a held-out sentence with the bundled TTS (text -> LM -> semantic tokens -> flow -> mel -> vocoder)."""
-    from audiotok import audio
+    from audiotok import audio, registry
     from audiotok.data.manifest import read_manifest
-    from audiotok.hub import ASSETS
     from tts.pipeline import TTS
 
-    folder = ASSETS / "tts"
-    if not (folder / "pipeline.json").is_file():
-        print(f"[demo] tts: no bundled TTS in {folder}")
+    if "tts" not in {b.name for b in registry.installed()}:
+        print("[demo] tts: no bundled TTS installed")
         return
-    tts = TTS.from_pretrained(folder, device=args.device)
+    tts = TTS.from_pretrained("tts", device=args.device)
     # a held-out sentence (held-out voices' if the corpus is too small to hold sentences out)
     u = next(u for split in ("valid", "test", "all") for u in read_manifest(data / f"{split}.jsonl") if u.text)
     t0 = time.time()
@@ -506,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--domain", choices=("adult", "child"), default="adult")
     s.add_argument("--n-espeak", type=int, default=16, help="espeak-ng accent x variant speakers (default 16)")
     s.add_argument("--jobs", type=int, default=2, help="engine processes in parallel")
+    s.add_argument(
+        "--neural", action="store_true", help="add the neural voices (corpus v2: Kokoro packs + blends, Hibari, Piper)"
+    )
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_synth_corpus)
 
@@ -704,8 +695,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     from audiotok.audio import AudioError
+    from audiotok.checkpoint import CheckpointError
     from audiotok.data.manifest import ManifestError
-    from audiotok.hub import CheckpointError
     from audiotok.tokens import TokenFileError
 
     try:

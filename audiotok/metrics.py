@@ -53,7 +53,7 @@ def si_snr(ref: torch.Tensor, est: torch.Tensor) -> float:
 
 def mel_distance(ref: torch.Tensor, est: torch.Tensor, sample_rate: int) -> float:
     """Mean |log-mel difference| with the codec's training mel (Vocos: 100 bins, hop 256 at 24 kHz)."""
-    from audiotok.codec.losses import MelLoss
+    from audiotok.nn.losses import MelLoss
 
     ref, est = _align(ref, est)
     return float(MelLoss(sample_rate)(est[None], ref[None]))
@@ -61,7 +61,7 @@ def mel_distance(ref: torch.Tensor, est: torch.Tensor, sample_rate: int) -> floa
 
 def stft_distance(ref: torch.Tensor, est: torch.Tensor) -> float:
     """Multi-resolution STFT distance (spectral convergence + log-magnitude L1)."""
-    from audiotok.codec.losses import multi_resolution_stft_distance
+    from audiotok.nn.losses import multi_resolution_stft_distance
 
     ref, est = _align(ref, est)
     return float(multi_resolution_stft_distance(est[None], ref[None])[0])

@@ -82,12 +82,15 @@ class SpeakerEncoder(nn.Module):
         return (self.embed_audio(a, sample_rate) * self.embed_audio(b, sample_rate)).sum(-1)
 
     def save(self, path: str | os.PathLike) -> Path:
-        from audiotok.hub import save_model
+        from audiotok.checkpoint import save_model
 
         return save_model(self, path)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> SpeakerEncoder:
-        from audiotok.hub import load_model, resolve_bundled
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+    ) -> SpeakerEncoder:
+        """The bundled ``speaker`` (no argument), or a name or path (:mod:`audiotok.registry`)."""
+        from audiotok.registry import load
 
-        return load_model(resolve_bundled(path), cls, device=device)
+        return load(name_or_path, "speaker", device=device)

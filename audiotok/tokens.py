@@ -14,6 +14,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -207,3 +208,45 @@ def iter_shard(path: str | os.PathLike):
 
 def codes_tensor(record: TokenRecord) -> torch.Tensor:
     return torch.from_numpy(np.asarray(record.codes, dtype=np.int64))
+
+
+def model_identity(model, name: str) -> TokenizerId:
+    """The tokenizer's identity for token files: weights hash (of the loaded file when known), config hash."""
+    from audiotok.config import to_dict
+
+    sha = getattr(model, "weights_sha256", None)
+    if sha is None:
+        h = hashlib.sha256()
+        for k, v in sorted(model.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().float().numpy().tobytes())
+        sha = h.hexdigest()
+    return TokenizerId(
+        name,
+        sha,
+        config_hash(to_dict(model.config)),
+        int(model.sample_rate),
+        float(model.frame_rate),
+        int(model.codebook_size),
+    )
+
+
+def iter_token_inputs(inputs: Iterable[str]):
+    """Yield ``(rel, TokenRecord)`` from token files, folders of them, JSONL files and shards."""
+    for spec in inputs:
+        p = Path(spec)
+        if p.is_dir():
+            for f in sorted(p.rglob("*" + TOKEN_SUFFIX)):
+                yield str(f.relative_to(p))[: -len(TOKEN_SUFFIX)], load_tokens(f)
+            for f in sorted(p.rglob("*.tar")):
+                for key, rec, _ in iter_shard(f):
+                    yield key, rec
+        elif p.suffix == ".tar":
+            for key, rec, _ in iter_shard(p):
+                yield key, rec
+        elif p.name.endswith(".jsonl"):
+            for n, line in enumerate(p.read_text().splitlines(), start=1):
+                if line.strip():
+                    yield from_json_line(line, f"{p}:{n}")
+        else:
+            yield p.name[: -len(TOKEN_SUFFIX)] if p.name.endswith(TOKEN_SUFFIX) else p.stem, load_tokens(p)

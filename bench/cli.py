@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 from audiotok import audio
-from audiotok.batch import EncodeOptions, collect_inputs, encode_items, load_tokenizer, model_identity
+from audiotok.batch import EncodeOptions, collect_inputs, encode_items
 from audiotok.data.synth import CorpusConfig, build_corpus
-from audiotok.tokens import TOKEN_SUFFIX, TokenRecord, save_tokens
+from audiotok.registry import load_tokenizer
+from audiotok.tokens import TOKEN_SUFFIX, TokenRecord, model_identity, save_tokens
 
 
 def one_by_one(model, name, items, out: Path) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from common import timed
 
 from audiotok.train.distributed import bf16_autocast
 from audiotok.whisper import char_training_vocab, new_whisper, restricted_cross_entropy, small_dims, tokenizer_for
-from recipes.whisper.train import WhisperWithCTC
+from audiotok.whisper.loss import WhisperWithCTC
 
 
 def main() -> None:

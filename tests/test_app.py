@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiotok import audio
+from audiotok import audio, registry
 from audiotok.codec import Codec, codec_config
 from tests.conftest import speechlike
 
@@ -70,7 +70,7 @@ def test_batch_zip_and_semantic_message(env_codec, tmp_path, monkeypatch):
     names = zipfile.ZipFile(out["zip"]).namelist()
     assert "a.tokens.safetensors" in names and "failed.jsonl" in names
     monkeypatch.delenv("AUDIOTOK_S3", raising=False)
-    monkeypatch.setattr(app, "ASSETS", tmp_path)  # no bundled semantic default either
+    monkeypatch.setattr(registry, "ASSETS", tmp_path)  # no bundled semantic default either
     app.get_semantic.cache_clear()
     with pytest.raises(app.DemoError, match="No semantic tokenizer"):
         app.semantic_tokens(str(tmp_path / "a.wav"))
@@ -203,7 +203,7 @@ def test_tts_tab_handlers(tmp_path, monkeypatch):
 
 
 def test_semantic_tab_shows_the_tokenizers_own_transcript_and_codec_choices(tmp_path, monkeypatch, codec_file):
-    from audiotok.hub import save_model
+    from audiotok.checkpoint import save_model
     from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
 
     torch.manual_seed(0)
@@ -227,7 +227,7 @@ def test_semantic_tab_shows_the_tokenizers_own_transcript_and_codec_choices(tmp_
     for name in ("codec", "codec-40"):
         (tmp_path / "assets" / name).mkdir(parents=True)
         (tmp_path / "assets" / name / "model.safetensors").write_bytes(codec_file.read_bytes())
-    monkeypatch.setattr(app, "ASSETS", tmp_path / "assets")
+    monkeypatch.setattr(registry, "ASSETS", tmp_path / "assets")
     monkeypatch.delenv("AUDIOTOK_CODEC", raising=False)
     assert app.codec_choices() == ["codec", "codec-40"]
     app.get_codec.cache_clear()

@@ -150,7 +150,7 @@ def _base_file(tmp_path: Path) -> Path:
 
 
 def test_adapter_refuses_a_base_of_other_dims(tmp_path):
-    from audiotok.hub import CheckpointError
+    from audiotok.checkpoint import CheckpointError
 
     adapter = Adapter(tiny(), AdapterConfig())
     adapter.save(tmp_path / "a.safetensors")
@@ -194,7 +194,7 @@ def test_transcribe_cli_with_an_adapter(tmp_path, wav_tree):
 
 
 def test_long_audio_is_transcribed_in_context_windows():
-    from audiotok.whisper import _windows
+    from audiotok.whisper.decode import _windows
 
     x = torch.arange(10)
     assert [len(w) for w in _windows(x, 4)] == [4, 4, 2]

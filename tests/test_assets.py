@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from audiotok.hub import ASSETS
+from audiotok.registry import ASSETS
 
 BUDGET_BYTES = 80_000_000
 WEIGHTS = sorted(ASSETS.rglob("*.safetensors"))

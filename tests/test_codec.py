@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from audiotok.checkpoint import CheckpointError, read_metadata
 from audiotok.codec import Codec, codec_config
 from audiotok.codec.quantizer import codebook_usage
-from audiotok.hub import CheckpointError, read_metadata
 from tests.conftest import speechlike
 
 

@@ -65,3 +65,24 @@ def test_ddp_two_cpu_processes(manifest, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["step"] == 2 and len(state["rng"]) == 2 and state["sampler"]["world_size"] == 2
+
+
+def test_kmeans_init_reads_audio_at_the_models_rate(monkeypatch):
+    """A 16 kHz codec's k-means start must see 16 kHz audio (the recipe once hard-coded 24 kHz there)."""
+    from dataclasses import replace
+
+    import recipes.codec.train as recipe
+    from audiotok.codec import codec_config
+
+    model = Codec(replace(codec_config("tiny"), sample_rate=16000))
+    rates = []
+
+    def fake_loader(data, sample_rate, seed, rank=0, world_size=1):
+        rates.append(sample_rate)
+        batch = {"audio": torch.randn(2, sample_rate // 2), "audio_lens": torch.tensor([sample_rate // 2] * 2)}
+        return [batch], None
+
+    monkeypatch.setattr(recipe, "build_loader", fake_loader)
+    monkeypatch.setattr(model.quantizer, "init_from_latents", lambda latents, iters: None)
+    recipe.kmeans_init(model, recipe.CodecTrainConfig(kmeans_batches=1), torch.device("cpu"), 0)
+    assert rates == [16000]

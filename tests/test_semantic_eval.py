@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
+from audiotok.checkpoint import save_model
 from audiotok.codec import Codec, codec_config
 from audiotok.data.manifest import even_share, read_manifest
-from audiotok.hub import save_model
 from audiotok.semantic.evaluate import (
     add_noise,
     agreement,

@@ -99,9 +99,9 @@ def test_a_character_whisper_trains_the_tokenizer_on_its_few_logits_with_the_sam
 def test_recipe_starts_from_a_whisper_with_more_encoder_than_decoder_layers(wav_tree, tmp_path):
     from pathlib import Path
 
+    from audiotok.checkpoint import load_model
     from audiotok.data.manifest import write_manifest
     from audiotok.data.prepare import prepare
-    from audiotok.hub import load_model
     from audiotok.whisper import save_safetensors, small_dims
     from recipes.semantic.train import main
 

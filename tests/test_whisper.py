@@ -26,7 +26,9 @@ from audiotok.whisper import (
     transcribe,
     word_error_rate,
 )
-from recipes.whisper.train import WhisperWithCTC, guided_attention_loss, init_whisper_weights, main
+from audiotok.whisper.loss import WhisperWithCTC, guided_attention_loss
+from audiotok.whisper.training import init_whisper_weights
+from recipes.whisper.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,7 +156,7 @@ def test_bf16_autocast_only_where_asked_and_native():
 
 
 def test_concat_utterances_joins_short_items_first_fit_within_both_contexts():
-    from recipes.whisper.train import concat_utterances
+    from audiotok.whisper.training import concat_utterances
 
     lens = torch.tensor([30, 20, 50, 10])
     audio = torch.zeros(4, 50)
@@ -238,7 +240,6 @@ def test_character_unit_round_trips_and_travels_with_the_checkpoints(tmp_path):
 
 def test_restricted_cross_entropy_equals_the_full_vocabulary_loss_when_other_rows_are_zero():
     from audiotok.whisper import char_training_vocab, restricted_cross_entropy, restricted_vocab, zero_rows_outside
-    from recipes.whisper.train import WhisperWithCTC
 
     model = _tiny()
     tok = tokenizer_for(model)

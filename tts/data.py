@@ -64,7 +64,7 @@ def import_encoded(encoded: str | os.PathLike, manifest: str | os.PathLike, out:
     are written in the manifest's order, as :func:`extract_tokens` writes them (``audiotok encode`` writes its
     length-sorted batches' order), so that a recipe's first ``n_valid`` utterances do not depend on where the tokens
     came from."""
-    from audiotok.batch import iter_token_inputs
+    from audiotok.tokens import iter_token_inputs
 
     utts = {u.id: u for u in read_manifest(manifest) if u.text}
     rows, ident = {}, None
@@ -104,7 +104,8 @@ def cache_tokens(semantic_tokenizer: str, splits: TokenSplits, out: str | os.Pat
     and record the tokenizer's frame rate and codebook size in ``out/tokens.json``, which is returned. Raises if the
     model's ``n_speech`` differs from the codebook (e.g. a VQ 4096 tokenizer with a 6561 config), or if the
     precomputed tokens come from another tokenizer than ``semantic_tokenizer``."""
-    from audiotok.batch import load_tokenizer, model_identity
+    from audiotok.registry import load_tokenizer
+    from audiotok.tokens import model_identity
 
     out = Path(out)
     manifests = {"train": splits.train, "valid": splits.valid}

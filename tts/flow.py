@@ -233,15 +233,16 @@ class FlowDecoder(nn.Module):
 
     # -------------------------------------------------------------------------------------------------- I/O
     def save(self, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
-        from audiotok.hub import save_model
+        from audiotok.checkpoint import save_model
 
         return save_model(self, path, dtype=dtype)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> FlowDecoder:
-        from audiotok.hub import load_model
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> FlowDecoder:
+        """A checkpoint path (or a name, :mod:`audiotok.registry`)."""
+        from audiotok.registry import load
 
-        return load_model(path, cls, device=device)
+        return load(name_or_path, "flow", device=device)
 
 
 def _backbone(c: FlowConfig):

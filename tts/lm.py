@@ -466,12 +466,19 @@ class TTSLM(nn.Module):
         return folder
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> TTSLM:
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> TTSLM:
+        """A TTS LM folder (standard HF layout + ``audiotok_tts_lm.json``), through :mod:`audiotok.registry`."""
+        from audiotok.registry import load
+
+        return load(name_or_path, "tts-lm", device=device)
+
+    @classmethod
+    def load_resolved(cls, resolved, device: str | torch.device = "cpu") -> TTSLM:
         from transformers import AutoModelForCausalLM
 
         from audiotok.config import from_dict
 
-        folder = Path(folder)
+        folder = Path(resolved.path)
         meta = json.loads((folder / CONFIG_FILE).read_text())
         cfg = from_dict(TTSLMConfig, meta["config"])
         tok = TTSTokenizer.from_pretrained(folder, cfg.n_speech)

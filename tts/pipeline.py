@@ -234,12 +234,19 @@ class TTS:
         return folder
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> TTS:
-        from audiotok.batch import load_tokenizer
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> TTS:
+        """The bundled ``tts`` (no argument), or a TTS folder's name or path (:mod:`audiotok.registry`)."""
+        from audiotok.registry import load
+
+        return load(name_or_path, "tts", device=device)
+
+    @classmethod
+    def load_resolved(cls, resolved, device: str | torch.device = "cpu") -> TTS:
+        from audiotok import registry
         from audiotok.config import from_dict
 
-        spec = read_spec(folder)
-        semantic, _ = load_tokenizer(spec["semantic"], device=str(device))
+        spec = read_spec(resolved.path)
+        semantic = registry.load(spec["semantic"], "tokenizer", device=str(device))
         tts = cls(
             TTSLM.from_pretrained(spec["lm"], device),
             FlowDecoder.from_pretrained(spec["flow"], device),

@@ -119,12 +119,13 @@ class Vocoder(nn.Module):
             yield out
 
     def save(self, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
-        from audiotok.hub import save_model
+        from audiotok.checkpoint import save_model
 
         return save_model(self, path, dtype=dtype)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Vocoder:
-        from audiotok.hub import load_model
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> Vocoder:
+        """A checkpoint path (or a name, :mod:`audiotok.registry`)."""
+        from audiotok.registry import load
 
-        return load_model(path, cls, device=device)
+        return load(name_or_path, "vocoder", device=device)

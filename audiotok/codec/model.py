@@ -17,14 +17,11 @@ from torch import nn
 from audiotok.audio import resample
 from audiotok.codec.quantizer import Quantizer, QuantizerConfig
 from audiotok.data.dataset import as_padded_batch
-from audiotok.hub import ASSETS
 from audiotok.nn.istft import ISTFTHead
 from audiotok.nn.masks import sequence_mask
 from audiotok.nn.seanet import SEANetConfig, SEANetEncoder
 from audiotok.nn.vocos import VocosBackbone, VocosConfig
 from audiotok.utils import sha256_file
-
-DEFAULT_NAME = "codec"
 
 
 @dataclass
@@ -211,30 +208,30 @@ class Codec(nn.Module):
 
     # --------------------------------------------------------------------------------------------- checkpoints
     def save(self, path: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
-        from audiotok.hub import save_model
+        from audiotok.checkpoint import save_model
 
         return save_model(self, path, dtype=dtype, extra=extra)
 
     @classmethod
     def from_pretrained(
         cls,
-        path: str | os.PathLike | None = None,
-        config: str | os.PathLike | None = None,
+        name_or_path: str | os.PathLike | None = None,
         device: str | torch.device = "cpu",
+        config: str | os.PathLike | None = None,
     ) -> Codec:
-        """Load the bundled default (no argument), one of our ``.safetensors`` checkpoints, a folder holding
-        ``model.safetensors``, or an official WavTokenizer ``.ckpt`` together with its YAML ``config``."""
-        from audiotok.hub import load_model
+        """The bundled default (no argument), a bundled name (``codec``, ``codec-40``), one of our ``.safetensors``
+        checkpoints or a folder holding ``model.safetensors``, or an official WavTokenizer ``.ckpt`` together with
+        its YAML ``config`` (resolved by :mod:`audiotok.registry`)."""
+        from audiotok.registry import load
 
-        if path is None:
-            path = ASSETS / DEFAULT_NAME / "model.safetensors"
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"no bundled codec at {path}: none is shipped yet (see the README); pass a checkpoint path"
-                )
-        path = Path(path)
-        if path.is_dir():
-            path = path / "model.safetensors"
+        return load(name_or_path, "codec", device=device, config=config)
+
+    @classmethod
+    def load_resolved(cls, resolved, device: str | torch.device = "cpu", config=None) -> Codec:
+        """Read what :func:`audiotok.registry.resolve` found."""
+        from audiotok.checkpoint import load_model
+
+        path = resolved.path
         if path.suffix == ".ckpt" or config is not None:
             from audiotok.codec.official import load_wavtokenizer
 

@@ -112,18 +112,15 @@ def build_recognizer(spec: str, device: str = "cpu", batch_size: int = 16):
         from audiotok.sphinx import recognize
 
         return recognize
-    from audiotok.hub import read_metadata, resolve_bundled
+    from audiotok import registry
     from audiotok.whisper import load_whisper, transcribe_audio
 
-    path = resolve_bundled(spec)
-    if path.suffix == ".safetensors" and read_metadata(path).get("model_type") == "audiotok-s3-asr":
-        from audiotok.hub import load_model
-
-        asr = load_model(path, device=device)
+    if registry.resolve(spec).model_type == "audiotok-s3-asr":
+        asr = registry.load(spec, "semantic-asr", device=device)
         return lambda wavs: transcribe_audio(
             asr.whisper, wavs, batch_size=batch_size, decode=asr.transcribe_from_tokens
         )
-    model = load_whisper(path, device=device)
+    model = load_whisper(spec, device=device)
     return lambda wavs: transcribe_audio(model, wavs, batch_size=batch_size)
 
 
@@ -182,7 +179,8 @@ def stage_tokenize(out: Path, cfg: PipelineConfig, rank: int = 0, world: int = 1
     """The kept utterances' raw audio -> token shards in ``OUT/shards`` (transcript + speaker ride along)."""
     if cfg.tokenizer is None:
         return
-    from audiotok.batch import EncodeOptions, collect_inputs, encode_items, load_tokenizer
+    from audiotok.batch import EncodeOptions, collect_inputs, encode_items
+    from audiotok.registry import load_tokenizer
 
     manifest = kept_manifest(out)
     model, name = load_tokenizer(cfg.tokenizer, device=cfg.device)

@@ -316,32 +316,44 @@ class SemanticTokenizer(nn.Module):
 
     def save(self, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Our self-describing checkpoint (safetensors with the config in the header)."""
-        from audiotok.hub import save_model
+        from audiotok.checkpoint import save_model
 
         return save_model(self, path, dtype=dtype)
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike = "semantic", name: str | None = None, device: str | torch.device = "cpu"
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+        official: str | None = None,
     ) -> SemanticTokenizer:
-        """Our checkpoint (``.safetensors``; default: the bundled ``semantic``), or with ``name`` one of
-        :data:`OFFICIAL` loaded from a local state dict saved from the ``s3tokenizer`` package's model (what its
-        ``onnx2torch`` conversion gives)."""
-        from audiotok.hub import load_model, resolve_bundled
+        """Our checkpoint (default: the bundled ``semantic``; a name or a ``.safetensors`` path, resolved by
+        :mod:`audiotok.registry`), or with ``official`` one of :data:`OFFICIAL` loaded from a local state dict saved
+        from the ``s3tokenizer`` package's model (what its ``onnx2torch`` conversion gives)."""
         from audiotok.utils import sha256_file
 
-        path = Path(path)
-        if name is None:
-            path = resolve_bundled(path)
-            model = load_model(path, cls, device=device)
-        else:
-            if name not in OFFICIAL:
-                raise ValueError(f"unknown official tokenizer {name!r}; known: {sorted(OFFICIAL)}")
-            model = cls(OFFICIAL[name])
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-            model.load_official_state_dict(state)
-            model = model.to(device).eval()
-        model.weights_sha256 = sha256_file(path)
+        if official is None:
+            from audiotok.registry import load
+
+            return load(name_or_path, "semantic", device=device)
+        if official not in OFFICIAL:
+            raise ValueError(f"unknown official tokenizer {official!r}; known: {sorted(OFFICIAL)}")
+        if name_or_path is None:
+            raise ValueError(f"the official {official} needs the path of its state dict")
+        model = cls(OFFICIAL[official])
+        model.load_official_state_dict(torch.load(str(name_or_path), map_location="cpu", weights_only=True))
+        model = model.to(device).eval()
+        model.weights_sha256 = sha256_file(name_or_path)
+        return model
+
+    @classmethod
+    def load_resolved(cls, resolved, device: str | torch.device = "cpu") -> SemanticTokenizer:
+        """Read what :func:`audiotok.registry.resolve` found."""
+        from audiotok.checkpoint import load_model
+        from audiotok.utils import sha256_file
+
+        model = load_model(resolved.path, cls, device=device)
+        model.weights_sha256 = sha256_file(resolved.path)
         return model
 
     def load_official_state_dict(self, state: dict[str, torch.Tensor]) -> None:

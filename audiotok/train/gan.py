@@ -19,10 +19,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from audiotok.codec.losses import MelLoss, discriminator_objective, generator_adversarial_terms
 from audiotok.config import to_dict
 from audiotok.data.dataset import AudioDataset, collate_audio
 from audiotok.data.sampler import DurationBatchSampler
+from audiotok.nn.losses import MelLoss, discriminator_objective, generator_adversarial_terms
 from audiotok.train.distributed import DistInfo, barrier, bf16_autocast, unwrap
 from audiotok.train.logging import TrainLogger
 from audiotok.train.schedule import cosine_schedule

@@ -24,11 +24,11 @@ from pathlib import Path
 
 from asr.adapters import Adapter, load_adapted
 from asr.report import rank_heatmap, rank_table
+from asr.training import AdaptConfig, adapt_task
 from audiotok.config import apply_overrides, config_from_args, from_dict, save_config
 from audiotok.data.manifest import read_manifest, write_manifest
 from audiotok.whisper import evaluate_manifest, load_whisper, word_error_rate
-from recipes.asr_s2lora.adapt import AdaptConfig, adapt_task
-from recipes.whisper.train import train
+from audiotok.whisper.training import train
 
 
 @dataclass

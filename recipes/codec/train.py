@@ -68,7 +68,7 @@ class CodecTrainConfig(GANTrainConfig):
 def kmeans_init(model: Codec, cfg: CodecTrainConfig, device: torch.device, step: int) -> None:
     """k-means over latents of ``kmeans_batches`` batches (rank 0; its own loader, so the training sampler's
     position is untouched), then broadcast the codebook to every rank."""
-    loader, _ = build_loader(cfg.data, 24000, seed=cfg.seed + 1 + step)
+    loader, _ = build_loader(cfg.data, model.sample_rate, seed=cfg.seed + 1 + step)
     latents = []
     for i, batch in enumerate(loader):
         if i >= cfg.kmeans_batches:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from audiotok.config import config_from_args, save_config
-from audiotok.hub import ASSETS
+from audiotok.registry import ASSETS
 from tts.pipeline import PIPELINE_FILE, read_spec
 
 JUDGE_VOICES = ["flite-awb", "flite-rms", "flite-slt", "festival-kal", "festival-slt-hts"]
@@ -62,6 +63,14 @@ def kept_manifests(experiment: Path) -> dict[str, dict]:
     }
 
 
+RECIPES = Path(__file__).resolve().parents[1]
+
+
+def run_recipe(script: str, args: list[str]) -> None:
+    """Run another recipe as its own process (recipes are scripts; none imports another)."""
+    subprocess.run([sys.executable, str(RECIPES / script), *args], check=True)
+
+
 def base_folder(name: str) -> Path:
     path = Path(name)
     return path if path.exists() or len(path.parts) > 1 else ASSETS / name
@@ -70,11 +79,10 @@ def base_folder(name: str) -> Path:
 def fine_tune(cfg: TTSCompareConfig, base: Path, manifest: str, out: Path) -> Path:
     """The base LM fine-tuned on ``manifest`` for ``cfg.steps`` steps -> a TTS folder reusing the base flow and
     vocoder (its ``pipeline.json`` names them by absolute path)."""
-    from recipes.tts.train_lm import main as train_lm
-
     spec = read_spec(base)
     if not (out / "lm" / "done").exists():
-        train_lm(
+        run_recipe(
+            "tts/train_lm.py",
             [
                 f"init_tts={spec['lm']}",
                 f"data.train={manifest}",
@@ -89,7 +97,7 @@ def fine_tune(cfg: TTSCompareConfig, base: Path, manifest: str, out: Path) -> Pa
                 f"loop.save_every={cfg.steps}",
                 f"loop.valid_every={cfg.steps}",
                 f"device={cfg.device}",
-            ]
+            ],
         )
         (out / "lm" / "done").touch()
     folder = out / "tts"
@@ -100,7 +108,7 @@ def fine_tune(cfg: TTSCompareConfig, base: Path, manifest: str, out: Path) -> Pa
 
 def heldout_tokens(cfg: TTSCompareConfig, semantic: str, out: Path) -> list[dict]:
     """The held-out sentences of the judged voices as token-cache rows (tokenized once into ``out``)."""
-    from audiotok.batch import load_tokenizer
+    from audiotok.registry import load_tokenizer
     from tts.data import extract_tokens, read_tokens
 
     if not Path(f"{out}.done").exists():
@@ -110,14 +118,17 @@ def heldout_tokens(cfg: TTSCompareConfig, semantic: str, out: Path) -> list[dict
 
 
 def score_lm(cfg: TTSCompareConfig, folder: Path, records: list[dict], out: Path) -> dict:
-    """Teacher-forced held-out loss and token accuracy of a TTS folder's LM (``train_lm.validate``)."""
+    """Teacher-forced held-out loss and token accuracy of a TTS folder's LM (:func:`tts.lm_metrics.teacher_forced_metrics`)."""
     if out.exists():
         return json.loads(out.read_text())
-    from recipes.tts.train_lm import validate
     from tts.lm import TTSLM
+    from tts.lm_metrics import teacher_forced_metrics
 
     lm = TTSLM.from_pretrained(read_spec(folder)["lm"]).to(cfg.device).eval()
-    result = {**validate(lm, lm.objective(), records, len(records), cfg.device), "utterances": len(records)}
+    result = {
+        **teacher_forced_metrics(lm, lm.objective(), records, len(records), cfg.device),
+        "utterances": len(records),
+    }
     out.write_text(json.dumps(result, indent=1))
     return result
 

@@ -9,7 +9,7 @@ extra positional encoding after it, and fine-tune encoder + quantizer + decoder 
 
 Writes ``model.safetensors`` (the whole ASR model with its quantizer) and ``tokenizer.safetensors`` (the
 tokenizer half, loadable with ``SemanticTokenizer.from_pretrained``) at every save; resumes from ``last.pt``.
-The training loop is the one of ``recipes/whisper/train.py``.
+The training loop is :func:`audiotok.whisper.training.train`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from audiotok.checkpoint import save_model
 from audiotok.codec.quantizer import codebook_usage
 from audiotok.config import config_from_args
-from audiotok.hub import save_model
 from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
 from audiotok.whisper import load_whisper, text_unit
-from recipes.whisper.train import ASRTask, WhisperTrainConfig, run_state, train, validate
+from audiotok.whisper.model import run_state
+from audiotok.whisper.training import ASRTask, WhisperTrainConfig, train, validate
 
 
 @dataclass

@@ -14,9 +14,9 @@ import argparse
 import sys
 
 from audiotok.data.manifest import read_manifest
-from recipes.tts.train_lm import validate
 from tts.data import read_tokens
 from tts.lm import TTSLM
+from tts.lm_metrics import teacher_forced_metrics
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
     swapped = [dict(r, text=texts[(i + 1) % len(rows)]) for i, r in enumerate(rows)]
     result = {
         "utterances": len(rows),
-        "own_text": validate(lm, net, rows, len(rows), "cpu"),
-        "other_text": validate(lm, net, swapped, len(rows), "cpu"),
+        "own_text": teacher_forced_metrics(lm, net, rows, len(rows), "cpu"),
+        "other_text": teacher_forced_metrics(lm, net, swapped, len(rows), "cpu"),
     }
     for k in ("own_text", "other_text"):
         print(f"{k}: loss {result[k]['loss']:.3f} nats/token, accuracy {result[k]['acc']:.3f}")

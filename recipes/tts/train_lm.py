@@ -29,6 +29,7 @@ from audiotok.train import barrier, cleanup_distributed, fsdp, setup_distributed
 from audiotok.train.loop import LoopConfig, run_loop
 from tts.data import PairDataset, TokenSplits, cache_tokens, read_tokens
 from tts.lm import TTSLM, TTSLMConfig, lm_loss
+from tts.lm_metrics import teacher_forced_metrics
 from tts.tokenizer import TTSTokenizer
 
 
@@ -70,20 +71,6 @@ def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
             tok.save(out / "tokenizer")
     barrier()
     return TTSTokenizer.from_pretrained(out / "tokenizer", cfg.lm.n_speech)
-
-
-def validate(lm: TTSLM, net: torch.nn.Module, records: list[dict], n_valid: int, device, seed: int = 0) -> dict:
-    """Loss (nats per speech token) and speech-token accuracy without prompts, teacher-forced, on the first
-    ``n_valid`` of ``records`` (token-cache rows), through ``net`` (the training objective, ``lm.objective()``;
-    sharded under FSDP, where its forward is a collective run by every rank)."""
-    data = PairDataset(records[:n_valid], lm.tokenizer, prompt_prob=0.0, seed=seed)
-    total, acc, n = 0.0, 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(data), 16):
-            batch = lm.collate([data[j] for j in range(i, min(i + 16, len(data)))])
-            loss, logs = lm_loss(net, {k: v.to(device) for k, v in batch.items()})
-            total, acc, n = total + float(loss), acc + float(logs["acc"]), n + 1
-    return {"loss": total / max(n, 1), "acc": acc / max(n, 1)}
 
 
 def train(cfg: LMTrainConfig) -> dict:
@@ -143,7 +130,7 @@ def train(cfg: LMTrainConfig) -> dict:
         loader,
         sampler,
         save_fn=save,
-        validate_fn=lambda: validate(lm, evaluator, valid_records, cfg.data.n_valid, device, cfg.seed),
+        validate_fn=lambda: teacher_forced_metrics(lm, evaluator, valid_records, cfg.data.n_valid, device, cfg.seed),
         full_config=cfg,
     )
     barrier()

@@ -7,6 +7,11 @@ Layout of ``OUT``::
     train.jsonl valid.jsonl test.jsonl all.jsonl
     corpus.json                  seed, voices and their split, counts, and the "synthetic" flag
 
+Every utterance records the ``phonemes`` of its text (Hibari's G2P, :func:`audiotok.data.synth.neural.phonemize`,
+when ``hibari-tts`` is installed) and, for a neural voice, its speaking ``speed``. Utterances are made in an
+interleaved order (a stable hash of the id) and the manifests are rewritten every ``flush_every`` utterances, so a
+partial build is a balanced, usable corpus (``corpus.json`` says ``"complete": false``) while it grows.
+
 Splits: ``train`` = train voices x train sentences; ``valid`` = train voices x held-out sentences (TTS
 intelligibility); ``test`` = held-out voices x held-out test sentences. The plan is a pure function of the config,
 synthesis is deterministic, and existing wavs are kept, so an interrupted build resumes where it stopped.
@@ -24,12 +29,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from audiotok import audio
 from audiotok.data.manifest import Utterance, write_manifest
+from audiotok.data.synth.neural import MissingEngine, phonemize, synthesize_neural
 from audiotok.data.synth.text_sources import load_sentences, text_split
-from audiotok.data.synth.voices import INTELLIGIBLE, Voice, is_test_voice, list_voices
+from audiotok.data.synth.voices import INTELLIGIBLE, NEURAL_ENGINES, NEURAL_SPEED, Voice, is_test_voice, list_voices
 from audiotok.utils import stable_hash
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,10 @@ class CorpusConfig:
     max_words: int = 20
     jobs: int = 2  # engine processes in parallel
     sample_rate: int = SAMPLE_RATE
+    neural: bool = False  # add the neural voices (corpus v2): Kokoro packs + blends, Hibari heart, Piper joe
+    kokoro_weight: int = 2  # shares of each Kokoro pack or blend
+    single_neural_weight: int = 8  # shares of Hibari heart and of Piper joe (one voice each)
+    flush_every: int = 500  # rewrite the manifests after this many utterances
 
 
 @dataclass(frozen=True)
@@ -65,12 +76,14 @@ class PlannedUtterance:
 
 def plan_corpus(config: CorpusConfig, voices: list[Voice] | None = None) -> list[PlannedUtterance]:
     """Decide every utterance: a pure function of the config (and the installed voices)."""
-    voices = voices if voices is not None else list_voices(config.domain, config.n_espeak, config.seed)
+    voices = voices if voices is not None else list_voices(config.domain, config.n_espeak, config.seed, config.neural)
     if not voices:
         raise RuntimeError("no TTS engine found: install flite, festival and espeak-ng (make setup does)")
     sentences = load_sentences(config.min_words, config.max_words)
     pools = {s: [x for x in sentences if text_split(x) == s] for s in ("train", "valid", "test")}
-    weights = np.array([1 if v.engine == "espeak" else config.main_voice_weight for v in voices], dtype=float)
+    share = {"espeak": 1, "kokoro": config.kokoro_weight, "hibari": config.single_neural_weight}
+    share["piper"] = config.single_neural_weight
+    weights = np.array([share.get(v.engine, config.main_voice_weight) for v in voices], dtype=float)
     total = max(len(voices), int(round(config.minutes * 60 / MEAN_SECONDS_PER_UTTERANCE)))
     counts = np.maximum(1, np.round(weights / weights.sum() * total)).astype(int)
     plan = []
@@ -88,9 +101,20 @@ def plan_corpus(config: CorpusConfig, voices: list[Voice] | None = None) -> list
     return plan
 
 
-def synthesize(voice: Voice, text: str, sample_rate: int = SAMPLE_RATE, workdir: str | None = None):
+def utterance_speed(utt_id: str, voice: Voice) -> float:
+    """The speaking rate of one utterance: uniform in :data:`NEURAL_SPEED` for neural voices (stable per id)."""
+    if not voice.neural:
+        return 1.0
+    lo, hi = NEURAL_SPEED
+    return round(lo + (hi - lo) * (stable_hash("speed", utt_id) % 10_000) / 9_999, 3)
+
+
+def synthesize(voice: Voice, text: str, sample_rate: int = SAMPLE_RATE, workdir: str | None = None, speed: float = 1.0):
     """Run the engine (and sox effects) for one sentence; returns mono float32 ``(T,)`` at ``sample_rate`` and
-    the engine's native rate."""
+    the engine's native rate. ``speed`` applies to the neural engines."""
+    if voice.neural:
+        wav, native_rate = synthesize_neural(voice.engine, voice.voice, text, speed)
+        return _finish(torch.from_numpy(wav), native_rate, sample_rate), native_rate
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         raw = Path(tmp) / "raw.wav"
         cmd, stdin = voice.command(text, raw)
@@ -105,9 +129,20 @@ def synthesize(voice: Voice, text: str, sample_rate: int = SAMPLE_RATE, workdir:
                 raise RuntimeError(f"{voice.name}: sox {' '.join(effects)} failed: {res.stderr.strip()[:300]}")
             raw = shifted
         wav, native_rate = audio.load(raw, mono=True)
+    return _finish(wav, native_rate, sample_rate), native_rate
+
+
+def _finish(wav: torch.Tensor, native_rate: int, sample_rate: int) -> torch.Tensor:
     wav = audio.trim_silence(wav, native_rate)
     wav = audio.resample(wav, native_rate, sample_rate)
-    return audio.peak_normalize(wav, -1.0), native_rate
+    return audio.peak_normalize(wav, -1.0)
+
+
+def _phonemes(text: str) -> str | None:
+    try:
+        return phonemize(text)
+    except MissingEngine:
+        return None
 
 
 def _make(item: PlannedUtterance, out_dir: Path, sample_rate: int) -> Utterance:
@@ -117,11 +152,15 @@ def _make(item: PlannedUtterance, out_dir: Path, sample_rate: int) -> Utterance:
     if wav_path.exists() and txt_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
     else:
-        wav, native_rate = synthesize(item.voice, item.text, sample_rate)
+        speed = utterance_speed(item.id, item.voice)
+        wav, native_rate = synthesize(item.voice, item.text, sample_rate, speed=speed)
         audio.save(wav_path, wav, sample_rate)
         txt_path.write_text(item.text + "\n")
-        meta = {"n_samples": int(wav.shape[-1]), "native_sample_rate": native_rate}
+        meta = {"n_samples": int(wav.shape[-1]), "native_sample_rate": native_rate, "phonemes": _phonemes(item.text)}
+        if item.voice.neural:
+            meta["speed"] = speed
         meta_path.write_text(json.dumps(meta))
+    extra = {k: meta[k] for k in ("phonemes", "speed") if meta.get(k) is not None}
     return Utterance(
         id=item.id,
         audio=str(wav_path),
@@ -137,6 +176,7 @@ def _make(item: PlannedUtterance, out_dir: Path, sample_rate: int) -> Utterance:
             "native_sample_rate": meta["native_sample_rate"],
             "gender": item.voice.gender,
             "synthetic": True,
+            **extra,
         },
     )
 
@@ -146,31 +186,56 @@ def build_corpus(config: CorpusConfig, progress: bool = True) -> dict:
     t0 = time.time()
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    voices = list_voices(config.domain, config.n_espeak, config.seed)
+    voices = list_voices(config.domain, config.n_espeak, config.seed, neural=config.neural)
     plan = plan_corpus(config, voices)
+    # interleaved: a partial build holds every voice in proportion
+    order = sorted(range(len(plan)), key=lambda i: stable_hash("order", plan[i].id))
     results: list[Utterance | None] = [None] * len(plan)
-    failures = []
+    failures: list[str] = []
+    bar = tqdm(total=len(plan), desc=f"synth-corpus {config.domain}", unit="utt", disable=not progress)
     with ThreadPoolExecutor(max_workers=max(1, config.jobs)) as pool:
-        futures = {pool.submit(_make, item, out_dir, config.sample_rate): i for i, item in enumerate(plan)}
-        bar = tqdm(total=len(plan), desc=f"synth-corpus {config.domain}", unit="utt", disable=not progress)
-        for fut in futures:
-            i = futures[fut]
-            try:
-                results[i] = fut.result()
-            except RuntimeError as err:  # one engine failing on one sentence must not sink the corpus
-                failures.append(f"{plan[i].id}: {err}")
-                log.warning("%s", err)
-            bar.update(1)
-        bar.close()
+        for start in range(0, len(order), max(1, config.flush_every)):
+            chunk = order[start : start + max(1, config.flush_every)]
+            futures = {pool.submit(_make, plan[i], out_dir, config.sample_rate): i for i in chunk}
+            for fut in futures:
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except RuntimeError as err:  # one engine failing on one sentence must not sink the corpus
+                    failures.append(f"{plan[i].id}: {err}")
+                    log.warning("%s", err)
+                bar.update(1)
+            done = start + len(chunk) >= len(order)
+            summary = _write_corpus(out_dir, config, voices, results, failures, time.time() - t0, complete=done)
+    bar.close()
+    return summary
+
+
+def _write_corpus(
+    out_dir: Path,
+    config: CorpusConfig,
+    voices: list[Voice],
+    results: list[Utterance | None],
+    failures: list[str],
+    seconds: float,
+    complete: bool,
+) -> dict:
+    """Write the manifests (in plan order) and ``corpus.json`` for what has been made so far."""
     utts = [u for u in results if u is not None]
     by_split = {s: [u for u in utts if u.extra["split"] == s] for s in ("train", "valid", "test")}
     for split, items in by_split.items():
         write_manifest(out_dir / f"{split}.jsonl", items, relative_to=str(out_dir))
     write_manifest(out_dir / "all.jsonl", utts, relative_to=str(out_dir))
+    hours = {}
+    for u in utts:
+        key = "neural" if u.extra["engine"] in NEURAL_ENGINES else "debian"
+        hours[key] = hours.get(key, 0.0) + u.duration / 3600
     summary = {
         "synthetic": True,
+        "complete": complete,
         "config": {k: v for k, v in asdict(config).items() if k != "out_dir"},
         "sample_rate": config.sample_rate,
+        "hours": {k: round(v, 3) for k, v in hours.items()},
         "voices": [
             {
                 **asdict(v),
@@ -188,7 +253,7 @@ def build_corpus(config: CorpusConfig, progress: bool = True) -> dict:
             for s, items in by_split.items()
         },
         "failures": failures,
-        "build_seconds": round(time.time() - t0, 1),
+        "build_seconds": round(seconds, 1),
     }
     (out_dir / "corpus.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -5,6 +5,11 @@ Every voice is a speaker. Adult voices: flite (kal16, awb, rms, slt), festival (
 mbrola us1/us2/us3/en1 through espeak-ng and pico2wave. The ``child`` domain makes higher-pitched, faster voices:
 espeak-ng with high pitch and rate, and flite/festival voices pitch-shifted and sped up with sox.
 
+With ``neural=True`` the adult domain adds the neural voices of :mod:`audiotok.data.synth.neural` (corpus v2):
+the Kokoro-82M packs that speak English intelligibly (:data:`KOKORO_ENGLISH_PACKS`), convex blends of two of them
+as further speakers, Hibari "heart" and Piper joe. Each neural utterance gets its own speaking rate in
+:data:`NEURAL_SPEED`.
+
 The split is one spec, in code: :func:`is_test_voice` holds out whole speakers for the test split.
 """
 
@@ -30,6 +35,12 @@ INTELLIGIBLE = ("flite-awb", "flite-rms", "flite-slt", "festival-kal", "festival
 _VARIANT_DENYLIST = {"whisper", "whisperf", "Demonic", "fast", "announcer", "croak", "UniRobot"}  # file names
 # whole speakers held out for test, by name; espeak-ng voices are held out by hash (see is_test_voice)
 TEST_VOICES = ("flite-kal16", "mbrola-us3", "pico-en-GB")
+NEURAL_ENGINES = ("kokoro", "hibari", "piper")
+# Kokoro packs kept as English speakers: Whisper tiny.en WER <= 0.20 on 12 sentences outside the corpus' text
+# (../docs/results/2026-12-07-corpus-v2.md has the measurement and its command). jf_alpha (0.144) is kept.
+KOKORO_ENGLISH_PACKS = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+KOKORO_BLEND_WEIGHTS = (0.25, 0.5, 0.75)  # weight of the first pack of a pair; the second gets the rest
+NEURAL_SPEED = (0.85, 1.15)  # per-utterance speaking rate of the neural voices, uniform
 
 
 @dataclass(frozen=True)
@@ -37,8 +48,8 @@ class Voice:
     """One synthetic speaker and how to make it speak."""
 
     name: str  # speaker id, unique
-    engine: str  # "flite" | "festival" | "espeak" | "mbrola" | "pico"
-    voice: str  # the engine's own voice id
+    engine: str  # "flite" | "festival" | "espeak" | "mbrola" | "pico" | "kokoro" | "hibari" | "piper"
+    voice: str  # the engine's own voice id (Kokoro: a pack or a blend "jf_alpha*0.5+jm_kumo*0.5")
     gender: str = "?"  # "M", "F" or "?"
     pitch: int | None = None  # espeak-ng -p (0-99)
     rate: int | None = None  # espeak-ng -s (words per minute)
@@ -49,6 +60,10 @@ class Voice:
     @property
     def family(self) -> str:
         return self.engine
+
+    @property
+    def neural(self) -> bool:
+        return self.engine in NEURAL_ENGINES
 
     def command(self, text: str, out: Path) -> tuple[list[str], str | None]:
         """The engine command writing ``text`` to the wav ``out``, and what to send on stdin."""
@@ -161,8 +176,30 @@ def _espeak_voices(n: int, seed: int, child: bool) -> list[Voice]:
     return voices
 
 
-def list_voices(domain: str = "adult", n_espeak: int = 16, seed: int = 0) -> list[Voice]:
-    """The voices of a domain that can run on this machine, in a fixed order."""
+def neural_voices(packs: tuple[str, ...] = KOKORO_ENGLISH_PACKS) -> list[Voice]:
+    """The installed neural voices: Kokoro packs, their pairwise blends at :data:`KOKORO_BLEND_WEIGHTS`, Hibari
+    heart and Piper joe (engines that are not installed are left out)."""
+    from audiotok.data.synth.neural import neural_available
+
+    have = neural_available()
+    voices: list[Voice] = []
+    if have["kokoro"]:
+        voices += [Voice(f"kokoro-{p}", "kokoro", p, "M" if p.startswith("jm") else "F") for p in packs]
+        for i, a in enumerate(packs):
+            for b in packs[i + 1 :]:
+                for w in KOKORO_BLEND_WEIGHTS:
+                    name = f"kokoro-{a}{round(w * 100)}-{b}{round((1 - w) * 100)}"
+                    voices.append(Voice(name, "kokoro", f"{a}*{w}+{b}*{1 - w}"))
+    if have["hibari"]:
+        voices.append(Voice("hibari-heart", "hibari", "heart", "F"))
+    if have["piper"]:
+        voices.append(Voice("piper-joe", "piper", "en_US-joe-medium", "M"))
+    return voices
+
+
+def list_voices(domain: str = "adult", n_espeak: int = 16, seed: int = 0, neural: bool = False) -> list[Voice]:
+    """The voices of a domain that can run on this machine, in a fixed order (``neural``: add the neural voices
+    to the adult domain)."""
     if domain not in ("adult", "child"):
         raise ValueError(f"domain must be 'adult' or 'child', got {domain!r}")
     have = engines_available()
@@ -200,14 +237,17 @@ def list_voices(domain: str = "adult", n_espeak: int = 16, seed: int = 0) -> lis
             )
         voices = shifted
     voices += _espeak_voices(n_espeak, seed, child=domain == "child")
+    if neural and domain == "adult":
+        voices += neural_voices()
     return voices
 
 
 def is_test_voice(voice: Voice, test_percent: int = 20) -> bool:
-    """The held-out-speaker rule: the named :data:`TEST_VOICES` and ~``test_percent``% of espeak-ng voices."""
+    """The held-out-speaker rule: the named :data:`TEST_VOICES`, ~``test_percent``% of espeak-ng voices and
+    ~``test_percent``% of Kokoro blends (never a pure pack, Hibari or Piper: they are single training voices)."""
     base = voice.name.removeprefix("child-")
     if base in TEST_VOICES:
         return True
-    if voice.engine == "espeak":
+    if voice.engine == "espeak" or (voice.engine == "kokoro" and "+" in voice.voice):
         return stable_hash("voice-split", base) % 100 < test_percent
     return False

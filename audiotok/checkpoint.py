@@ -2,12 +2,11 @@
 and a ``format_version``; loading rebuilds the model from that config and loads the weights strictly.
 
 Models in the suite have a ``config`` dataclass attribute and class attributes ``model_type`` and ``config_class``; the map from
-``model_type`` to class is the plain dict :data:`MODEL_TYPES` (module paths, imported on use).
+``model_type`` to class, bundled names and the loader by name are in :mod:`audiotok.registry`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -22,35 +21,17 @@ from audiotok.config import from_dict, to_dict
 from audiotok.utils import atomic_path
 
 FORMAT_VERSION = "1"
-# model_type -> "module:Class"; filled in as the models land
-MODEL_TYPES: dict[str, str] = {
-    "audiotok-codec": "audiotok.codec.model:Codec",
-    "audiotok-s3": "audiotok.semantic.s3:SemanticTokenizer",
-    "audiotok-s3-asr": "audiotok.semantic.supervised:SupervisedTokenizerASR",
-    "audiotok-speaker": "audiotok.speaker:SpeakerEncoder",
-}
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded: unknown version or type, or weights that do not fit."""
 
 
-ASSETS = Path(__file__).resolve().parent / "assets"  # bundled defaults: assets/<name>/model.safetensors
-
-
-def resolve_bundled(path: str | os.PathLike) -> Path:
-    """``path`` itself when it exists, else the bundled default of that name (``whisper-synth``, ``codec``...)."""
-    path = Path(path)
-    if not path.exists() and len(path.parts) == 1 and (ASSETS / path.name / "model.safetensors").is_file():
-        return ASSETS / path.name / "model.safetensors"
-    return path
-
-
 def bundle(
     src: str | os.PathLike,
     name: str,
     dtype: torch.dtype = torch.float16,
-    root: Path = ASSETS,
+    root: Path | None = None,
     filename: str = "model.safetensors",
     share_with: str | None = None,
 ) -> Path:
@@ -67,6 +48,8 @@ def bundle(
 
     meta = read_metadata(src)
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_file(str(src)).items()}
+    if root is None:
+        from audiotok.registry import ASSETS as root
     dst = Path(root) / name / filename
     if share_with:
         other = load_file(str(dst.parent / share_with))
@@ -146,13 +129,6 @@ def save_model(
     return path
 
 
-def model_class(model_type: str) -> type[nn.Module]:
-    if model_type not in MODEL_TYPES:
-        raise CheckpointError(f"unknown model_type {model_type!r}; known: {sorted(MODEL_TYPES)}")
-    module, _, name = MODEL_TYPES[model_type].partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def load_model(
     path: str | os.PathLike,
     cls: type[nn.Module] | None = None,
@@ -163,7 +139,10 @@ def load_model(
     meta = read_metadata(path)
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
-    cls = cls or model_class(meta.get("model_type", ""))
+    if cls is None:
+        from audiotok.registry import model_class
+
+        cls = model_class(meta.get("model_type", ""))
     if getattr(cls, "model_type", None) != meta.get("model_type"):
         raise CheckpointError(f"{path}: holds a {meta.get('model_type')!r}, not a {cls.model_type!r}")
     model = cls(from_dict(cls.config_class, json.loads(meta["config"])))

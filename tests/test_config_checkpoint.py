@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from audiotok import hub
+from audiotok import checkpoint
 from audiotok.config import ConfigError, apply_overrides, from_dict, load_config, save_config, to_dict
 
 
@@ -59,28 +59,28 @@ class TinyNet(nn.Module):
 def test_checkpoint_round_trip_and_errors(tmp_path):
     torch.manual_seed(0)
     model = TinyNet(Inner(width=12))
-    path = hub.save_model(model, tmp_path / "m.safetensors", extra={"card": {"steps": 3}})
-    meta = hub.read_metadata(path)
-    assert meta["model_type"] == "test-tiny" and meta["format_version"] == hub.FORMAT_VERSION
-    loaded = hub.load_model(path, TinyNet)
+    path = checkpoint.save_model(model, tmp_path / "m.safetensors", extra={"card": {"steps": 3}})
+    meta = checkpoint.read_metadata(path)
+    assert meta["model_type"] == "test-tiny" and meta["format_version"] == checkpoint.FORMAT_VERSION
+    loaded = checkpoint.load_model(path, TinyNet)
     assert loaded.config == Inner(width=12, rates=(2, 4))
     x = torch.randn(3, 12)
     assert torch.equal(loaded(x), model(x))
-    half = hub.load_model(hub.save_model(model, tmp_path / "h.safetensors", dtype=torch.float16), TinyNet)
+    half = checkpoint.load_model(checkpoint.save_model(model, tmp_path / "h.safetensors", dtype=torch.float16), TinyNet)
     assert torch.allclose(half(x), model(x), atol=1e-2) and half.proj.weight.dtype == torch.float32
-    with pytest.raises(hub.CheckpointError, match="unknown model_type"):
-        hub.load_model(path)
+    with pytest.raises(checkpoint.CheckpointError, match="unknown model_type"):
+        checkpoint.load_model(path)
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
-    with pytest.raises(hub.CheckpointError, match="not a safetensors"):
-        hub.load_model(tmp_path / "junk.safetensors", TinyNet)
+    with pytest.raises(checkpoint.CheckpointError, match="not a safetensors"):
+        checkpoint.load_model(tmp_path / "junk.safetensors", TinyNet)
 
     class Wider(TinyNet):
         def __init__(self, config):
             super().__init__(config)
             self.extra = nn.Linear(2, 2)
 
-    with pytest.raises(hub.CheckpointError, match="do not fit"):
-        hub.load_model(path, Wider)
+    with pytest.raises(checkpoint.CheckpointError, match="do not fit"):
+        checkpoint.load_model(path, Wider)
 
 
 def test_bundle_installs_an_fp16_copy_that_loads_by_name(tmp_path, monkeypatch):
@@ -88,12 +88,14 @@ def test_bundle_installs_an_fp16_copy_that_loads_by_name(tmp_path, monkeypatch):
 
     model = new_whisper(small_dims(seconds=1.0, n_state=32, n_head=2, n_layer=1, n_text_ctx=16), seed=0)
     src = save_safetensors(model, tmp_path / "w.safetensors")
-    monkeypatch.setattr(hub, "ASSETS", tmp_path / "assets")
-    dst = hub.bundle(src, "whisper-tiny", root=hub.ASSETS)
+    from audiotok import registry
+
+    monkeypatch.setattr(registry, "ASSETS", tmp_path / "assets")
+    dst = checkpoint.bundle(src, "whisper-tiny", root=registry.ASSETS)
     assert dst == tmp_path / "assets/whisper-tiny/model.safetensors"
-    assert hub.read_metadata(dst) == hub.read_metadata(src)
+    assert checkpoint.read_metadata(dst) == checkpoint.read_metadata(src)
     assert dst.stat().st_size < 0.6 * src.stat().st_size  # half the bytes (plus the header)
-    loaded = load_whisper("whisper-tiny")  # by name, through resolve_bundled
+    loaded = load_whisper("whisper-tiny")  # by name, through the registry
     mel = torch.randn(1, 80, 100)
     tokens = torch.tensor([[50258, 50259]])
     torch.testing.assert_close(loaded(mel, tokens), model.eval()(mel, tokens), atol=5e-2, rtol=5e-2)
@@ -114,9 +116,9 @@ def test_bundle_stores_a_character_whispers_zero_embedding_rows_compactly(tmp_pa
     model.text_unit = "char"
     zero_rows_outside(model, char_training_vocab(tokenizer_for(model)))
     src = save_safetensors(model, tmp_path / "w.safetensors")
-    dst = hub.bundle(src, "w", root=tmp_path / "assets")
+    dst = checkpoint.bundle(src, "w", root=tmp_path / "assets")
     assert dst.stat().st_size < 0.1 * src.stat().st_size  # the 51,865 x 32 embedding keeps 77 rows
-    assert "compact_rows" in hub.read_metadata(dst)
+    assert "compact_rows" in checkpoint.read_metadata(dst)
     loaded = load_whisper(dst)
     full = model.decoder.token_embedding.weight.detach().half().float()
     assert torch.equal(loaded.decoder.token_embedding.weight, full) and loaded.text_unit == "char"
@@ -128,11 +130,11 @@ def test_bundle_stores_tensors_a_sibling_file_holds_only_once(tmp_path):
     torch.manual_seed(0)
     cfg = SupervisedConfig(n_mels=80, seconds=2.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=16, quantize_after=1)
     model = SupervisedTokenizerASR(cfg).eval()
-    hub.save_model(model, tmp_path / "asr.safetensors")
+    checkpoint.save_model(model, tmp_path / "asr.safetensors")
     model.export_tokenizer().save(tmp_path / "tok.safetensors")
-    tok = hub.bundle(tmp_path / "tok.safetensors", "sem", root=tmp_path / "assets")
-    alone = hub.bundle(tmp_path / "asr.safetensors", "alone", root=tmp_path / "assets")
-    asr = hub.bundle(
+    tok = checkpoint.bundle(tmp_path / "tok.safetensors", "sem", root=tmp_path / "assets")
+    alone = checkpoint.bundle(tmp_path / "asr.safetensors", "alone", root=tmp_path / "assets")
+    asr = checkpoint.bundle(
         tmp_path / "asr.safetensors",
         "sem",
         root=tmp_path / "assets",
@@ -140,10 +142,10 @@ def test_bundle_stores_tensors_a_sibling_file_holds_only_once(tmp_path):
         share_with="model.safetensors",
     )
     assert asr.parent == tok.parent and asr.stat().st_size < alone.stat().st_size - 0.5 * tok.stat().st_size
-    shared = json.loads(hub.read_metadata(asr)["shared_tensors"])["keys"]
+    shared = json.loads(checkpoint.read_metadata(asr)["shared_tensors"])["keys"]
     assert "whisper.encoder.blocks.0.attn.query.weight" in shared  # the block below the quantizer
-    a, b = hub.load_model(asr).state_dict(), hub.load_model(alone).state_dict()
+    a, b = checkpoint.load_model(asr).state_dict(), checkpoint.load_model(alone).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     tok.unlink()
-    with pytest.raises(hub.CheckpointError, match="missing"):
-        hub.load_model(asr)
+    with pytest.raises(checkpoint.CheckpointError, match="missing"):
+        checkpoint.load_model(asr)

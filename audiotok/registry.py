@@ -1,0 +1,251 @@
+"""The one model registry: every model type, every bundled name and its layout, and one loader.
+
+``load(name_or_path, kind=None, device=...)`` turns what a user types into a model. What it is comes from a list
+of small resolvers tried in order (:data:`RESOLVERS`), each ``(name_or_path, kind) -> Resolved | None``:
+
+1. a bundled name (:data:`BUNDLED`: ``codec``, ``semantic``, ``tts``, ...), files under ``audiotok/assets/``;
+2. a local file or folder: our safetensors (its header's ``model_type``), a TTS folder (``pipeline.json``), an HF LM
+   folder of the TTS, a folder holding ``model.safetensors``, an official WavTokenizer ``.ckpt`` (+ its YAML), an
+   openai-whisper ``.pt``;
+3. a Whisper name (``tiny.en``, ``base``, ...: :mod:`audiotok.whisper.pretrained`, packaged copies included).
+
+Every class's ``from_pretrained(name_or_path=None, device=...)`` calls :func:`load` with its ``kind``; with no name
+it loads the kind's default (:data:`DEFAULTS`). The model classes live in :data:`MODEL_TYPES` as ``"module:Class"``
+strings, imported on use — so the core imports neither ``tts`` nor ``asr``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audiotok.checkpoint import CheckpointError, read_metadata
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+# model_type (in a checkpoint header) -> "module:Class"
+MODEL_TYPES: dict[str, str] = {
+    "audiotok-codec": "audiotok.codec.model:Codec",
+    "audiotok-s3": "audiotok.semantic.s3:SemanticTokenizer",
+    "audiotok-s3-asr": "audiotok.semantic.supervised:SupervisedTokenizerASR",
+    "audiotok-speaker": "audiotok.speaker:SpeakerEncoder",
+    "audiotok-tts-flow": "tts.flow:FlowDecoder",
+    "audiotok-tts-vocoder": "tts.vocoder:Vocoder",
+    "audiotok-tts-lm": "tts.lm:TTSLM",
+    "audiotok-tts": "tts.pipeline:TTS",
+    "openai-whisper": "whisper.model:Whisper",
+    "audiotok-whisper-adapter": "asr.adapters:Adapter",
+}
+# kind (what a caller asks for) -> the model_types that satisfy it
+KINDS: dict[str, tuple[str, ...]] = {
+    "codec": ("audiotok-codec",),
+    "semantic": ("audiotok-s3",),
+    "tokenizer": ("audiotok-codec", "audiotok-s3"),  # anything `audiotok encode` can use
+    "semantic-asr": ("audiotok-s3-asr",),
+    "speaker": ("audiotok-speaker",),
+    "flow": ("audiotok-tts-flow",),
+    "vocoder": ("audiotok-tts-vocoder",),
+    "tts-lm": ("audiotok-tts-lm",),
+    "tts": ("audiotok-tts",),
+    "whisper": ("openai-whisper",),
+    "adapter": ("audiotok-whisper-adapter",),
+}
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """A bundled default: ``path`` relative to :data:`ASSETS` (a file, or a folder for the TTS)."""
+
+    name: str
+    model_type: str
+    path: str
+    about: str
+
+
+BUNDLED: dict[str, Bundled] = {
+    b.name: b
+    for b in (
+        Bundled("codec", "audiotok-codec", "codec/model.safetensors", "acoustic codec, 75 tokens/s at 24 kHz"),
+        Bundled("codec-40", "audiotok-codec", "codec-40/model.safetensors", "acoustic codec, 40 tokens/s at 24 kHz"),
+        Bundled("semantic", "audiotok-s3", "semantic/model.safetensors", "semantic tokenizer, 25 Hz"),
+        Bundled("speaker", "audiotok-speaker", "speaker/model.safetensors", "speaker embedding (x-vector)"),
+        Bundled("tts", "audiotok-tts", "tts", "token TTS (LM + flow + vocoder)"),
+        Bundled("whisper-synth", "openai-whisper", "whisper-synth/model.safetensors", "Whisper trained here"),
+        Bundled(
+            "child-s2lora",
+            "audiotok-whisper-adapter",
+            "whisper-synth/child-s2lora.safetensors",
+            "S2-LoRA adapter of whisper-synth (synthetic child voices)",
+        ),
+    )
+}
+# the model a class loads with no argument
+DEFAULTS: dict[str, str] = {
+    "codec": "codec",
+    "tokenizer": "codec",
+    "semantic": "semantic",
+    "speaker": "speaker",
+    "tts": "tts",
+    "whisper": "whisper-synth",
+}
+
+
+class ModelNotFound(FileNotFoundError):
+    """Nothing could be loaded for a name; the message says what was tried and what to do."""
+
+
+@dataclass
+class Resolved:
+    """What a name or path is: a local ``path`` holding a model of ``model_type``; ``name`` identifies it (token
+    files record it); ``options`` go to the loader (e.g. an official checkpoint's YAML)."""
+
+    path: Path
+    model_type: str
+    name: str
+    source: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def installed() -> list[Bundled]:
+    """The bundled models present in this installation: the known ones (:data:`BUNDLED`) and any other
+    ``assets/<name>/model.safetensors`` that ``audiotok bundle`` installed."""
+    known = [b for b in BUNDLED.values() if (ASSETS / b.path).exists()]
+    taken = {b.path for b in BUNDLED.values()}
+    extra = [
+        Bundled(p.parent.name, read_metadata(p).get("model_type", "?"), str(p.relative_to(ASSETS)), "installed here")
+        for p in sorted(ASSETS.glob("*/model.safetensors"))
+        if str(p.relative_to(ASSETS)) not in taken and p.parent.name not in BUNDLED
+    ]
+    return known + extra
+
+
+def bundled_path(name: str) -> Path:
+    """The file or folder of a bundled model (raises :class:`ModelNotFound` when it is not installed)."""
+    entry = BUNDLED.get(name) or next((b for b in installed() if b.name == name), None)
+    path = ASSETS / (entry.path if entry else f"{name}/model.safetensors")
+    if not path.exists():
+        raise ModelNotFound(f"the bundled model {name!r} is not installed ({path} is missing)")
+    return path
+
+
+def _from_bundled(spec: str, kind: str | None) -> Resolved | None:
+    if Path(spec).exists() or len(Path(spec).parts) != 1:
+        return None
+    entry = BUNDLED.get(spec) or next((b for b in installed() if b.name == spec), None)
+    if entry is None:
+        return None
+    return Resolved(bundled_path(spec), entry.model_type, spec, f"bundled ({entry.path})")
+
+
+def model_type_of(path: Path) -> str | None:
+    """What a local file or folder holds, from its header or layout; None when it is none of our formats."""
+    if path.is_dir():
+        if (path / "pipeline.json").is_file():
+            return "audiotok-tts"
+        if (path / "audiotok_tts_lm.json").is_file():
+            return "audiotok-tts-lm"
+        if (path / "model.safetensors").is_file():
+            return model_type_of(path / "model.safetensors")
+        return None
+    if path.suffix == ".safetensors":
+        return read_metadata(path).get("model_type") or None
+    if path.suffix == ".ckpt":
+        return "audiotok-codec"  # an official WavTokenizer checkpoint (needs its YAML)
+    if path.suffix == ".pt":
+        return "openai-whisper"
+    return None
+
+
+def _from_path(spec: str, kind: str | None) -> Resolved | None:
+    path = Path(spec).expanduser()
+    if not path.exists():
+        return None
+    if path.is_dir() and (path / "model.safetensors").is_file() and not (path / "pipeline.json").is_file():
+        path = path / "model.safetensors"
+    model_type = model_type_of(path)
+    if model_type is None:
+        raise CheckpointError(f"{path}: not a model this suite reads (no model_type header, no known layout)")
+    return Resolved(path, model_type, path.stem if path.is_file() else path.name, "local path")
+
+
+def _from_whisper_name(spec: str, kind: str | None) -> Resolved | None:
+    if kind not in (None, "whisper"):
+        return None
+    import whisper
+
+    if spec not in whisper.available_models():
+        return None
+    return Resolved(Path(spec), "openai-whisper", spec, "whisper name", {"whisper_name": spec})
+
+
+RESOLVERS: list[Callable[[str, str | None], Resolved | None]] = [_from_bundled, _from_path, _from_whisper_name]
+
+
+def resolve(name_or_path: str | os.PathLike | None, kind: str | None = None) -> Resolved:
+    """What ``name_or_path`` is (None: ``kind``'s default), through :data:`RESOLVERS`; checks it is a ``kind``."""
+    if name_or_path is None:
+        if kind not in DEFAULTS:
+            raise ValueError(f"a {kind or 'model'} needs a name or path (no default)")
+        name_or_path = DEFAULTS[kind]
+    spec = str(name_or_path)
+    for resolver in RESOLVERS:
+        found = resolver(spec, kind)
+        if found is not None:
+            if kind is not None and found.model_type not in KINDS[kind]:
+                raise CheckpointError(f"{spec}: holds a {found.model_type!r}, not a {kind} model")
+            return found
+    names = ", ".join(b.name for b in installed())
+    raise ModelNotFound(
+        f"{spec!r} is not a bundled model ({names}), not an existing file or folder"
+        + (", nor a Whisper name" if kind in (None, "whisper") else "")
+        + ": pass a path, or see `audiotok models`"
+    )
+
+
+def model_class(model_type: str) -> type:
+    if model_type not in MODEL_TYPES:
+        raise CheckpointError(f"unknown model_type {model_type!r}; known: {sorted(MODEL_TYPES)}")
+    module, _, name = MODEL_TYPES[model_type].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load(name_or_path: str | os.PathLike | None = None, kind: str | None = None, device: str = "cpu", **options):
+    """Load a model: ``name_or_path`` through :func:`resolve`, then the class's own file reader
+        (``cls.load_resolved(resolved, device, **options)`` where a class has one, else
+    :func:`audiotok.checkpoint.load_model`; Whisper models through :func:`audiotok.whisper.load_whisper`)."""
+    resolved = resolve(name_or_path, kind)
+    resolved.options.update(options)
+    if resolved.model_type == "openai-whisper":
+        from audiotok.whisper import load_whisper
+
+        return load_whisper(resolved.options.get("whisper_name") or resolved.path, device=device)
+    if resolved.model_type == "audiotok-whisper-adapter":
+        raise CheckpointError(f"{name_or_path}: an adapter; load it onto its base with asr.load_adapted")
+    cls = model_class(resolved.model_type)
+    if hasattr(cls, "load_resolved"):
+        return cls.load_resolved(resolved, device=device, **resolved.options)
+    from audiotok.checkpoint import load_model
+
+    return load_model(resolved.path, cls, device=device)
+
+
+def load_tokenizer(
+    name_or_path: str | None = None, device: str = "cpu", config: str | None = None, official: str | None = None
+):
+    """``(model, name)`` for ``--model`` of ``audiotok encode``/``decode``: a codec or a semantic tokenizer (told
+    apart by the checkpoint's header; default: the bundled codec), an official WavTokenizer ``.ckpt`` with its YAML
+    ``config``, or an official S3Tokenizer state dict with ``official`` (e.g. ``speech_tokenizer_v2_25hz``). The
+    name is what token files record as their tokenizer."""
+    if official is not None:
+        from audiotok.semantic import SemanticTokenizer
+
+        return SemanticTokenizer.from_pretrained(name_or_path, device=device, official=official), official
+    resolved = resolve(name_or_path, "tokenizer")
+    options = {"config": config} if resolved.model_type == "audiotok-codec" else {}
+    model = model_class(resolved.model_type).load_resolved(resolved, device=device, **options)
+    name = resolved.name if resolved.source.startswith("bundled") or resolved.path.suffix == ".ckpt" else name_or_path
+    return model, str(name)

@@ -1,0 +1,160 @@
+"""Whisper models: small Whisper-architecture configs (a short audio context: mel padded to ``2 * n_audio_ctx``
+frames, not 30 s), fresh initialisation, the log-mel front end, and checkpoints — openai-whisper's own
+``{dims, model_state_dict}`` ``.pt`` (loads with ``whisper.load_model``) and a self-describing safetensors file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from whisper.model import ModelDimensions, Whisper
+
+from audiotok.audio import resample
+from audiotok.data.features import MelSpectrogram, whisper_mel
+
+SAMPLE_RATE = 16000
+TEXT_UNITS = ("bpe", "char")
+
+
+def small_dims(
+    n_mels: int = 80,
+    seconds: float = 10.0,
+    n_state: int = 256,
+    n_head: int = 4,
+    n_layer: int = 4,
+    n_text_layer: int | None = None,
+    n_text_ctx: int = 128,
+    multilingual: bool = True,
+) -> ModelDimensions:
+    """A Whisper architecture with ``seconds`` of audio context (50 encoder frames per second)."""
+    return ModelDimensions(
+        n_mels=n_mels,
+        n_audio_ctx=int(seconds * 50),
+        n_audio_state=n_state,
+        n_audio_head=n_head,
+        n_audio_layer=n_layer,
+        n_vocab=51865 if multilingual else 51864,
+        n_text_ctx=n_text_ctx,
+        n_text_state=n_state,
+        n_text_head=n_head,
+        n_text_layer=n_text_layer or n_layer,
+    )
+
+
+def new_whisper(dims: ModelDimensions, seed: int | None = None) -> Whisper:
+    """A Whisper model initialised for training from scratch. openai-whisper leaves the decoder's positional
+    embedding as ``torch.empty`` (it expects a checkpoint) — uninitialised memory, sometimes NaN — and gives the
+    tied token embedding unit variance; both get N(0, 0.02) here."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = Whisper(dims)
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_(0.0, 0.02)
+        model.decoder.token_embedding.weight.normal_(0.0, 0.02)
+    return model
+
+
+def text_unit(model: Whisper) -> str:
+    """How ``model`` spells its transcripts: ``bpe`` (Whisper's own tokens, the default) or ``char`` (one Whisper
+    token per character — every character is a token of Whisper's vocabulary, so the model and its outputs stay
+    plain openai-whisper; a small model trained from scratch learns 40 symbols far faster than 50k)."""
+    return getattr(model, "text_unit", "bpe")
+
+
+class WhisperFrontend(torch.nn.Module):
+    """Padded 16 kHz audio (B, T) -> Whisper log-mel (B, n_mels, 2 * n_audio_ctx), padded/trimmed in frames."""
+
+    def __init__(self, dims: ModelDimensions):
+        super().__init__()
+        self.n_frames = 2 * dims.n_audio_ctx
+        self.mel = MelSpectrogram(whisper_mel(dims.n_mels))
+
+    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+        if sample_rate != SAMPLE_RATE:
+            wav = resample(wav, sample_rate, SAMPLE_RATE)
+            wav_lens = torch.div(wav_lens * SAMPLE_RATE + sample_rate - 1, sample_rate, rounding_mode="floor")
+        mel, mel_lens = self.mel(wav, wav_lens)
+        # frames past an item are what Whisper sees for zero-padded audio: its per-utterance floor, peak - 2
+        floor = mel.amax(dim=(1, 2), keepdim=True) - 2.0
+        mel = mel[..., : self.n_frames]
+        mel = F.pad(mel, (0, self.n_frames - mel.shape[-1]))
+        pad = torch.arange(self.n_frames, device=mel.device)[None, None, :] >= mel_lens[:, None, None]
+        return torch.where(pad, floor, mel)
+
+
+def save_openai(model: Whisper, path: str | os.PathLike, half: bool = False) -> Path:
+    """openai-whisper's checkpoint layout; ``whisper.load_model(path)`` loads it."""
+    from audiotok.utils import atomic_path
+
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        # openai-whisper reads dims and weights and ignores the rest
+        torch.save({"dims": asdict(model.dims), "model_state_dict": state, "text_unit": text_unit(model)}, tmp)
+    return path
+
+
+def save_safetensors(model: Whisper, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    from audiotok.utils import atomic_path
+
+    state = {
+        k: v.detach().to(dtype if dtype and v.is_floating_point() else v.dtype).contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(
+            state,
+            str(tmp),
+            metadata={
+                "format_version": "1",
+                "model_type": "openai-whisper",
+                "config": json.dumps(asdict(model.dims)),
+                "text_unit": text_unit(model),
+            },
+        )
+    return path
+
+
+def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") -> Whisper:
+    """A Whisper model from our safetensors file, an openai-whisper ``.pt``, a bundled name (``whisper-synth``) or
+    a Whisper name (``tiny.en``, ``base``: :mod:`audiotok.whisper.pretrained`)."""
+    from audiotok.registry import installed
+
+    path = Path(path)
+    if not path.exists() and str(path) in {b.name for b in installed()}:
+        from audiotok.registry import bundled_path
+
+        path = bundled_path(str(path))
+    if path.suffix == ".safetensors":
+        from audiotok.checkpoint import load_state, read_metadata
+
+        meta = read_metadata(path)
+        if meta.get("model_type") != "openai-whisper":
+            raise ValueError(f"{path}: not a Whisper checkpoint (model_type {meta.get('model_type')!r})")
+        model = Whisper(ModelDimensions(**json.loads(meta["config"])))
+        model.load_state_dict({k: v.float() for k, v in load_state(path, meta).items()})
+        model.text_unit = meta.get("text_unit", "bpe")
+        return model.to(device).eval()
+    if not path.is_file():  # an official name: openai-whisper's cache, the packaged copy, or its download
+        from audiotok.whisper.pretrained import load_pretrained_whisper
+
+        return load_pretrained_whisper(str(path), device=device)
+    # openai-whisper's {dims, model_state_dict} layout, read once; our exports also say how they spell
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    model = Whisper(ModelDimensions(**ckpt["dims"]))
+    model.load_state_dict(ckpt["model_state_dict"])
+    model.text_unit = ckpt.get("text_unit", "bpe")
+    return model.to(device).eval()
+
+
+def run_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The model tensors of a training run's ``last.pt`` (as the shared loop saves them)."""
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
