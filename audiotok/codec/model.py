@@ -224,6 +224,8 @@ class Codec(nn.Module):
         its YAML ``config`` (resolved by :mod:`audiotok.registry`)."""
         from audiotok.registry import load
 
+        if name_or_path is not None and str(name_or_path).endswith(".ckpt") and config is None:
+            raise ValueError("an official WavTokenizer .ckpt needs its YAML: from_pretrained(ckpt, config=yaml)")
         return load(name_or_path, "codec", device=device, config=config)
 
     @classmethod

@@ -158,3 +158,23 @@ def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") ->
 def run_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The model tensors of a training run's ``last.pt`` (as the shared loop saves them)."""
     return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def with_audio_context(model: Whisper, seconds: float) -> Whisper:
+    """The same Whisper with an audio context of ``seconds`` (50 encoder frames per second): the encoder's
+    sinusoidal positional embedding sliced to its first ``50 * seconds`` rows, everything else shared. Real
+    Whisper was trained on 30 s windows; a short context makes fine-tuning and tokenizing short clips several times
+    cheaper (mel is padded to ``2 * n_audio_ctx`` frames)."""
+    n_ctx = int(round(seconds * 50))
+    if not 0 < n_ctx <= model.dims.n_audio_ctx:
+        raise ValueError(f"audio context of {seconds} s: must be within the model's {model.dims.n_audio_ctx / 50} s")
+    if n_ctx == model.dims.n_audio_ctx:
+        return model
+    dims = ModelDimensions(**{**asdict(model.dims), "n_audio_ctx": n_ctx})
+    out = Whisper(dims)
+    state = model.state_dict()
+    state["encoder.positional_embedding"] = state["encoder.positional_embedding"][:n_ctx].clone()
+    out.load_state_dict(state)
+    if hasattr(model, "text_unit"):
+        out.text_unit = model.text_unit
+    return out.to(next(model.parameters()).device).train(model.training)

@@ -1,7 +1,7 @@
 """Train the supervised semantic tokenizer: a quantizer inside a Whisper encoder, trained with the ASR loss.
 
-CosyVoice's recipe: start from an ASR model (here ``whisper-synth``, or a local Whisper checkpoint of the user's:
-``init_whisper=PATH``; from scratch without it), insert FSQ (6561 codes) or a VQ after encoder block ``k`` with an
+CosyVoice's recipe: start from an ASR model (real Whisper ``base`` by name — ``configs/base.yaml`` — or
+``whisper-synth``, or a local Whisper checkpoint: ``init_whisper=PATH``; from scratch without it), insert FSQ (6561 codes) or a VQ after encoder block ``k`` with an
 extra positional encoding after it, and fine-tune encoder + quantizer + decoder with the ASR cross-entropy.
 
     python recipes/semantic/train.py --config recipes/semantic/configs/tiny.yaml data.train=... data.valid=...
@@ -27,14 +27,19 @@ from audiotok.codec.quantizer import codebook_usage
 from audiotok.config import config_from_args
 from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
 from audiotok.whisper import load_whisper, text_unit
-from audiotok.whisper.model import run_state
+from audiotok.whisper.model import run_state, with_audio_context
 from audiotok.whisper.training import ASRTask, WhisperTrainConfig, train, validate
 
 
 @dataclass
 class SemanticTrainConfig(WhisperTrainConfig):
     tokenizer: SupervisedConfig = field(default_factory=SupervisedConfig)
-    init_whisper: str | None = None  # a trained Whisper (.pt or .safetensors) to start from; its dims win
+    init_whisper: str | None = (
+        None  # a Whisper to start from: a name (base, tiny.en) or a .pt/.safetensors; its dims win
+    )
+    init_whisper_seconds: float | None = None  # slice its audio context to this many seconds (real Whisper: 30 s)
+    freeze_below: bool = False  # freeze the conv stem and the blocks below the quantizer (fine-tune those above it
+    # and the decoder: the tokenizer's lower half stays the pretrained ASR encoder)
     commit_weight: float = 1.0  # VQ commitment (FSQ has none)
     # training aid: mean squared distance of the encoder output read from the tokens to the starting Whisper's own
     # encoder output (a frozen copy of init_whisper's encoder): a dense target for the blocks above the quantizer
@@ -53,6 +58,8 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
     whisper = None
     if cfg.init_whisper:
         whisper = load_whisper(cfg.init_whisper)
+        if cfg.init_whisper_seconds:
+            whisper = with_audio_context(whisper, cfg.init_whisper_seconds)
         d = whisper.dims
         tc = SupervisedConfig(
             **{
@@ -71,6 +78,10 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
     # the shared loop filters utterances by the audio context
     cfg.arch.seconds = tc.seconds
     model = SupervisedTokenizerASR(tc, whisper)
+    if cfg.freeze_below:
+        enc = model.whisper.encoder
+        for module in (enc.conv1, enc.conv2, *enc.blocks[: tc.quantize_after]):
+            module.requires_grad_(False)
 
     if cfg.init_ctc:
         if model.ctc is None or tc.ctc_input != "encoder":
