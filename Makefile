@@ -13,7 +13,7 @@ BENCH_PACKAGES := encodec==0.1.1 argbind==0.3.9 flatten-dict==0.5.0 julius==0.2.
 	randomname==0.2.1 markdown2==2.5.5 importlib_resources==7.1.0 fire==0.7.1
 BENCH_NODEPS := descript-audio-codec==1.0.0 descript-audiotools==0.7.2
 
-.PHONY: setup system demo app test test-all bench bench-codec lint format clean-venv
+.PHONY: setup system demo app test test-unit test-all bench bench-codec lint format clean-venv
 
 setup: system $(STAMP)
 
@@ -37,8 +37,12 @@ demo: setup
 app: setup
 	$(PY) app.py
 
+# both tiers: tests/unit (no TTS engines needed, seconds) and tests/integration (corpus, training smoke, browser)
 test: setup
-	$(PY) -m pytest -q -n auto --durations=10
+	$(PY) -m pytest -q -n auto --durations=10 tests/unit tests/integration
+
+test-unit: setup
+	$(PY) -m pytest -q -n auto tests/unit
 
 test-all: setup
 	$(PY) -m pytest -q -m "not gpu"

@@ -155,7 +155,10 @@ def _tts_inputs(text: str | None, prompt_path: str | None, prompt_text: str | No
 def tts_synthesize(text, prompt_path=None, prompt_text=None, seed=0, steps=10, sampling="ras") -> dict:
     """Text (and an optional voice prompt) -> speech, all at once."""
     tts, text, prompt, prompt_text, opts = _tts_inputs(text, prompt_path, prompt_text, seed, steps, sampling)
-    wav = tts.synthesize(text, prompt, tts.sample_rate, prompt_text, opts)
+    try:
+        wav = tts.synthesize(text, prompt, tts.sample_rate, prompt_text, opts)
+    except ValueError as err:  # bad text or prompt (tts.inputs): the message says what to change
+        raise DemoError(str(err)) from None
     seconds = len(wav) / tts.sample_rate
     return {"message": f"{seconds:.2f} s of speech.", "audio": (tts.sample_rate, wav.numpy())}
 
@@ -163,7 +166,11 @@ def tts_synthesize(text, prompt_path=None, prompt_text=None, seed=0, steps=10, s
 def tts_stream(text, prompt_path=None, prompt_text=None, seed=0, steps=10, sampling="ras"):
     """The same, chunk by chunk as the models produce them (for a streaming audio player)."""
     tts, text, prompt, prompt_text, opts = _tts_inputs(text, prompt_path, prompt_text, seed, steps, sampling)
-    for chunk in tts.stream(text, prompt, tts.sample_rate, prompt_text, opts):
+    try:
+        chunks = tts.stream(text, prompt, tts.sample_rate, prompt_text, opts)
+    except ValueError as err:
+        raise DemoError(str(err)) from None
+    for chunk in chunks:
         yield tts.sample_rate, chunk.numpy()
 
 

@@ -23,7 +23,7 @@ def adapt_task(cfg: AdaptConfig) -> ASRTask:
     model = load_whisper(cfg.base)
     model.train()
     if cfg.adapter.method == "adalora" and cfg.adapter.total_step <= 0:
-        cfg.adapter.total_step = cfg.max_steps
+        cfg.adapter.total_step = cfg.loop.max_steps
     adapter = Adapter(model, cfg.adapter)
     # a character base trained by our recipe: the loss needs only its 77 logits (exact; the rows it leaves at zero
     # get no gradient, so they stay zero even under full fine-tuning)

@@ -20,7 +20,9 @@ import torch
 
 from audiotok.utils import atomic_path
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au")
+# the suffixes taken as audio where a folder is searched (batch encode, corpus preparation, the corpus pipeline);
+# libsndfile reads all of them but .m4a (AAC), which is listed so that such files are reported as unreadable
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aiff", ".aif", ".au")
 
 
 class AudioError(Exception):

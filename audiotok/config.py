@@ -59,8 +59,24 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where or cls.__name__}: unknown key(s) {unknown}; known: {sorted(names)}")
+    data = dict(data)
+    for f in dataclasses.fields(cls):
+        # a partial section updates the defaults its parent declares (``field(default_factory=lambda: X(lr=...))``),
+        # not the section class's own defaults
+        if isinstance(data.get(f.name), dict) and f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+            if dataclasses.is_dataclass(default):
+                data[f.name] = _merge(to_dict(default), data[f.name])
     kwargs = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    """``base`` updated by ``update``, section by section (lists and values are replaced)."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def to_dict(config: Any) -> dict:

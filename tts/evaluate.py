@@ -30,10 +30,13 @@ from audiotok.whisper import error_rates
 
 
 def pick_prompts(tests: list[Utterance], pool: list[Utterance]) -> dict[str, Utterance]:
-    """For each test utterance, the first utterance of the same speaker in ``pool`` (another recording)."""
+    """For each test utterance, the first utterance of the same speaker in ``pool`` (another recording) that is long
+    enough to be a prompt (:data:`tts.inputs.MIN_PROMPT_SECONDS`)."""
+    from tts.inputs import MIN_PROMPT_SECONDS
+
     by_speaker: dict[str, list[Utterance]] = {}
     for u in pool:
-        if u.text:
+        if u.text and u.duration >= MIN_PROMPT_SECONDS:
             by_speaker.setdefault(u.speaker or "", []).append(u)
     out = {}
     for u in tests:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiotok.nn.masks import ATTENTION_KINDS, attention_mask, sequence_mask
+from tts.hf import build_decoder
 
 
 @dataclass
@@ -117,7 +118,7 @@ class FlowDecoder(nn.Module):
         self.mu = nn.Linear(c.token_dim, c.n_mels)
         self.time = nn.Sequential(nn.Linear(c.time_dim, c.time_dim), nn.SiLU(), nn.Linear(c.time_dim, c.time_dim))
         self.inp = nn.Linear(3 * c.n_mels + c.spk_dim + c.time_dim, c.hidden_size)
-        self.backbone = _backbone(c)
+        self.backbone = build_decoder(c)  # the transformers decoder stack; inputs come as embeddings
         self.out = nn.Linear(c.hidden_size, c.n_mels)
 
     # ------------------------------------------------------------------------------------------- conditions
@@ -243,23 +244,3 @@ class FlowDecoder(nn.Module):
         from audiotok.registry import load
 
         return load(name_or_path, "flow", device=device)
-
-
-def _backbone(c: FlowConfig):
-    """The transformers decoder stack (no token embedding is used: inputs come as embeddings)."""
-    from transformers import LlamaConfig, LlamaModel, Qwen2Config, Qwen2Model
-
-    kwargs = dict(
-        vocab_size=1,
-        hidden_size=c.hidden_size,
-        intermediate_size=c.intermediate_size,
-        num_hidden_layers=c.num_layers,
-        num_attention_heads=c.num_heads,
-        num_key_value_heads=c.num_kv_heads,
-        max_position_embeddings=c.max_position,
-    )
-    if c.arch == "qwen2":
-        return Qwen2Model(Qwen2Config(**kwargs))
-    if c.arch == "llama":
-        return LlamaModel(LlamaConfig(**kwargs))
-    raise ValueError(f"arch must be 'qwen2' or 'llama', got {c.arch!r}")

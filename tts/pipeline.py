@@ -5,7 +5,17 @@ A TTS model is a folder with a data-only ``pipeline.json`` naming its parts by r
 audio (a bundled name or a path) and the mel settings the flow was trained on.
 
 Zero-shot voice continuation: give a prompt utterance (audio and its text). Its tokens follow ``<|audio_bos|>`` in
-the LM and its mel is the flow's in-context prompt. Long text is split at sentence ends.
+the LM and its mel is the flow's in-context prompt.
+
+Inputs are checked first (:mod:`tts.inputs`): empty text, text with nothing speakable (only punctuation, emoji,
+another script), a silent prompt or one shorter than 1 s raise ``ValueError``; characters that cannot be spoken are
+dropped and a prompt longer than 30 s is trimmed to its first 30 s, each with a :class:`~tts.inputs.TTSInputWarning`;
+a prompt at another sample rate is resampled. The text is normalised (digits, abbreviations, symbols spelled out)
+and cut into sentences — overlong ones at clause punctuation, then at word boundaries, to at most
+``SynthesisOptions.max_chars`` characters — and synthesized chunk by chunk: the LM sees one chunk (plus the prompt)
+at a time. Chunk ``k`` is sampled with seed ``seed + k`` (LM and flow), so the offline output is the chunks' own
+outputs (each as if synthesized alone with its seed) joined by ``SynthesisOptions.sentence_pause`` seconds of
+silence (default 0.2 s); :meth:`TTS.stream` yields the same pause between them.
 
 Streaming (:meth:`TTS.stream`): LM steps are consumed as they come; whenever the flow's next chunk of
 ``chunk_tokens`` tokens and its look-ahead are known, the flow (under the chunk mask, with position-fixed noise)
@@ -16,9 +26,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -26,11 +35,14 @@ import torch
 from audiotok.audio import resample
 from audiotok.data.features import MelConfig, MelSpectrogram, cosyvoice2_mel
 from tts.flow import FlowDecoder
+from tts.inputs import MAX_CHARS, TTSInputWarning, check_prompt, prepare_prompt_text, prepare_text, split_sentences
 from tts.lm import TTSLM
 from tts.sampling import SamplingConfig
 from tts.vocoder import Vocoder
 
 PIPELINE_FILE = "pipeline.json"
+
+__all__ = ["PIPELINE_FILE", "TTS", "SynthesisOptions", "TTSInputWarning", "read_spec", "split_sentences"]
 
 
 @dataclass
@@ -39,22 +51,9 @@ class SynthesisOptions:
     n_steps: int = 10  # flow ODE steps
     cfg_strength: float = 0.7
     mask: str = "full"  # offline attention mask of the flow ("chunk" reproduces streaming exactly)
-    seed: int = 0
-
-
-def split_sentences(text: str, max_chars: int = 200) -> list[str]:
-    """Sentences of ``text`` (split after . ! ?); overlong ones are cut at commas/spaces near ``max_chars``."""
-    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p.strip()]
-    out = []
-    for p in parts:
-        while len(p) > max_chars:
-            cut = max(p.rfind(",", 0, max_chars), p.rfind(" ", 0, max_chars))
-            cut = cut if cut > 0 else max_chars
-            out.append(p[: cut + 1].strip())
-            p = p[cut + 1 :].strip()
-        if p:
-            out.append(p)
-    return out
+    seed: int = 0  # chunk k of the text samples with seed + k
+    max_chars: int = MAX_CHARS  # longest text chunk (normalised characters) the LM is given at once
+    sentence_pause: float = 0.2  # seconds of silence between consecutive chunks (offline and streaming)
 
 
 def read_spec(folder: str | os.PathLike) -> dict:
@@ -100,14 +99,26 @@ class TTS:
         n = min(int(lens[0]), int(mel_lens[0]) // ratio)
         return codes[0, :n].tolist(), mel[:, :, : n * ratio].transpose(1, 2)
 
-    def _text(self, sentence: str, prompt_text: str | None) -> tuple[list[int], int]:
+    def _inputs(self, text, prompt_audio, prompt_sample_rate, prompt_text, o: SynthesisOptions):
+        """Checked inputs (:mod:`tts.inputs`) -> (text chunks, prompt text ids, prompt codes, prompt mel)."""
+        if o.sentence_pause < 0:
+            raise ValueError(f"sentence_pause must be >= 0 s, got {o.sentence_pause}")
+        chunks = prepare_text(text, o.max_chars)
+        prompt_text = prepare_prompt_text(prompt_text, prompt_audio is not None)
+        if prompt_audio is not None:
+            prompt_audio, prompt_sample_rate = check_prompt(prompt_audio, prompt_sample_rate, self.sample_rate)
+        p_ids = self.lm.tokenizer.encode_text(prompt_text) if prompt_text else []
+        return chunks, p_ids, *self._prompt(prompt_audio, prompt_sample_rate)
+
+    def _text(self, sentence: str, p_ids: list[int]) -> tuple[list[int], int]:
+        """LM text ids for one chunk: the prompt text's, then the chunk's; and how many are the chunk's."""
         target = self.lm.tokenizer.encode_text(sentence)
-        if not prompt_text:
-            return target, len(target)
-        return self.lm.tokenizer.encode_text(prompt_text) + target, len(target)
+        return p_ids + target, len(target)
+
+    def _pause(self, o: SynthesisOptions, like: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(round(o.sentence_pause * self.sample_rate), dtype=like.dtype, device=like.device)
 
     # -------------------------------------------------------------------------------------------- synthesis
-    @torch.no_grad()
     def synthesize(
         self,
         text: str,
@@ -116,18 +127,26 @@ class TTS:
         prompt_text: str | None = None,
         options: SynthesisOptions | None = None,
     ) -> torch.Tensor:
-        """Mono audio (T,) at :attr:`sample_rate` for ``text``."""
+        """Mono audio (T,) at :attr:`sample_rate` for ``text``: its chunks' audio joined by
+        ``options.sentence_pause`` of silence. ``prompt_audio``: (T,) or (C, T) at ``prompt_sample_rate`` (default:
+        the model's), 1 to 30 s (longer is trimmed); ``prompt_text``: what it says. Bad input: ``ValueError``."""
         o = options or SynthesisOptions()
-        p_codes, p_mel = self._prompt(prompt_audio, prompt_sample_rate)
-        pieces = []
-        for k, sentence in enumerate(split_sentences(text)):
-            ids, n_target = self._text(sentence, prompt_text)
-            codes = self.lm.generate([ids], [p_codes], o.sampling, o.seed + k, target_text_lens=[n_target])[0]
+        with torch.no_grad():  # (not a decorator: warnings about the input point at the caller)
+            chunks, p_ids, p_codes, p_mel = self._inputs(text, prompt_audio, prompt_sample_rate, prompt_text, o)
+            return self._synthesize(chunks, p_ids, p_codes, p_mel, o)
+
+    def _synthesize(self, chunks, p_ids, p_codes, p_mel, o: SynthesisOptions) -> torch.Tensor:
+        pieces: list[torch.Tensor] = []
+        for k, sentence in enumerate(chunks):
+            ok = replace(o, seed=o.seed + k)
+            ids, n_target = self._text(sentence, p_ids)
+            codes = self.lm.generate([ids], [p_codes], o.sampling, ok.seed, target_text_lens=[n_target])[0]
             if not codes:
                 continue
-            pieces.append(
-                self._vocode(self._mel(p_codes + codes, p_mel, o, o.mask)[:, len(p_codes) * self.flow.config.ratio :])
+            wav = self._vocode(
+                self._mel(p_codes + codes, p_mel, ok, o.mask)[:, len(p_codes) * self.flow.config.ratio :]
             )
+            pieces += [self._pause(o, wav), wav] if pieces else [wav]
         return torch.cat(pieces) if pieces else torch.zeros(0)
 
     @torch.no_grad()
@@ -148,6 +167,8 @@ class TTS:
         """The flow and vocoder alone: ``audio``'s own semantic tokens -> mel (with the prompt's mel in context) ->
         audio (T,). Measures what the tokens, the flow and the vocoder keep, without the LM."""
         o = options or SynthesisOptions()
+        if prompt_audio is not None:
+            prompt_audio, prompt_sample_rate = check_prompt(prompt_audio, prompt_sample_rate, self.sample_rate)
         p_codes, p_mel = self._prompt(prompt_audio, prompt_sample_rate)
         codes, _ = self._prompt(audio, sample_rate)
         return self._vocode(self._mel(p_codes + codes, p_mel, o, o.mask)[:, len(p_codes) * self.flow.config.ratio :])
@@ -166,7 +187,6 @@ class TTS:
     def _vocode(self, mel: torch.Tensor) -> torch.Tensor:
         return self.vocoder(mel.transpose(1, 2))[0]
 
-    @torch.no_grad()
     def stream(
         self,
         text: str,
@@ -175,12 +195,26 @@ class TTS:
         prompt_text: str | None = None,
         options: SynthesisOptions | None = None,
     ) -> Iterator[torch.Tensor]:
-        """Audio chunks (samples,) as they are ready; they concatenate to the utterance."""
+        """Audio chunks (samples,) as they are ready; they concatenate to the utterance (text chunks one after
+        the other, ``options.sentence_pause`` of silence between them). The inputs are checked here, before the
+        first chunk is asked for (bad input: ``ValueError`` from this call)."""
         o = options or SynthesisOptions()
-        p_codes, p_mel = self._prompt(prompt_audio, prompt_sample_rate)
-        for k, sentence in enumerate(split_sentences(text)):
-            ids, n_target = self._text(sentence, prompt_text)
-            yield from self.vocoder.stream(self._mel_chunks(ids, n_target, p_codes, p_mel, o, o.seed + k))
+        with torch.no_grad():
+            chunks, p_ids, p_codes, p_mel = self._inputs(text, prompt_audio, prompt_sample_rate, prompt_text, o)
+        return self._stream(chunks, p_ids, p_codes, p_mel, o)
+
+    @torch.no_grad()
+    def _stream(self, chunks, p_ids, p_codes, p_mel, o: SynthesisOptions) -> Iterator[torch.Tensor]:
+        spoke = False  # some audio has come out (the pause goes between chunks that have audio)
+        for k, sentence in enumerate(chunks):
+            ok = replace(o, seed=o.seed + k)
+            ids, n_target = self._text(sentence, p_ids)
+            first = True
+            for wav in self.vocoder.stream(self._mel_chunks(ids, n_target, p_codes, p_mel, ok, ok.seed)):
+                if first and spoke and o.sentence_pause > 0:
+                    yield self._pause(o, wav)
+                first, spoke = False, True
+                yield wav
 
     def _mel_chunks(self, ids, n_target, p_codes, p_mel, o: SynthesisOptions, seed: int) -> Iterator[torch.Tensor]:
         """(n_mels, frames) chunks of the flow's output for the target, as LM steps make them final."""

@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from audiotok.cli import asr, data, demo, evaluate, pipeline, tokens, tts
+from audiotok.cli import asr, curation, data, demo, evaluate, tokens, tts
 from audiotok.cli.common import print_table, torch_dtype, write_json
 
 __all__ = ["build_parser", "main", "print_table", "torch_dtype", "write_json"]
@@ -20,11 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="audiotok", description="Audio and speech tokenization suite.")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True)
-    # the order of `audiotok --help`: data, demo, evaluation, pipeline, TTS, tokens, ASR, then export
+    # the order of `audiotok --help`: data, demo, evaluation, curation, TTS, tokens, ASR, then export
     data.register(sub)
     demo.register(sub)
     evaluate.register(sub)
-    pipeline.register(sub)
+    curation.register(sub)
     tts.register(sub)
     tokens.register(sub)
     asr.register(sub)

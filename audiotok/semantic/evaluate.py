@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from audiotok.audio import load, resample
 from audiotok.codec.quantizer import codebook_usage
+from audiotok.data.augment import change_speed
 from audiotok.data.manifest import Utterance, even_share, read_manifest
 
 SAMPLE_RATE = 16000
@@ -40,15 +41,16 @@ def add_noise(wav: torch.Tensor, snr_db: float, seed: int) -> torch.Tensor:
     return wav + noise * torch.sqrt(power / 10 ** (snr_db / 10))
 
 
-def change_speed(wav: torch.Tensor, factor: float, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """Kaldi-style speed perturbation: resample so that playback at ``sample_rate`` is ``factor`` times faster."""
-    return resample(wav, round(sample_rate * factor), sample_rate)
-
-
 def agreement(a: list[int], b: list[int]) -> float:
     """``1 - edit distance / max(len)``: 1 for identical sequences, 0 for nothing in common."""
     n = max(len(a), len(b))
     return 1.0 - Levenshtein.distance(a, b) / n if n else 1.0
+
+
+def _speed(wav: torch.Tensor, factor: float) -> torch.Tensor:
+    """One (T,) waveform at 16 kHz made ``factor`` times faster (:func:`audiotok.data.augment.change_speed`)."""
+    fast, _ = change_speed(wav[None], torch.tensor([len(wav)]), torch.tensor([factor]), SAMPLE_RATE)
+    return fast[0]
 
 
 def _tokens(tokenizer, wavs: list[torch.Tensor], batch_size: int) -> list[list[int]]:
@@ -67,7 +69,7 @@ def robustness(tokenizer, wavs: list[torch.Tensor], batch_size: int = 16, seed: 
         noisy = _tokens(tokenizer, [add_noise(w, snr, seed + i) for i, w in enumerate(wavs)], batch_size)
         out[f"noise_{snr:g}db"] = sum(map(agreement, clean, noisy)) / len(wavs)
     for speed in SPEEDS:
-        fast = _tokens(tokenizer, [change_speed(w, speed) for w in wavs], batch_size)
+        fast = _tokens(tokenizer, [_speed(w, speed) for w in wavs], batch_size)
         out[f"speed_{speed:g}"] = sum(map(agreement, clean, fast)) / len(wavs)
     return out
 

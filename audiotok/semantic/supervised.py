@@ -21,7 +21,15 @@ from torch import nn
 from whisper.model import ModelDimensions, Whisper
 
 from audiotok.semantic.s3 import S3Config, SemanticTokenizer, sinusoids
-from audiotok.whisper import CTC_CHARS, asr_loss, character_ctc_loss, new_whisper, restricted_vocab, small_dims
+from audiotok.whisper import (
+    CTC_CHARS,
+    asr_loss,
+    character_ctc_loss,
+    new_whisper,
+    restricted_vocab,
+    small_dims,
+    text_unit,
+)
 
 
 @dataclass
@@ -170,8 +178,9 @@ class SupervisedTokenizerASR(nn.Module):
     def __init__(self, config: SupervisedConfig, whisper_model: Whisper | None = None):
         super().__init__()
         self.config = c = config
-        self.whisper = whisper_model or new_whisper(c.dims())
-        self.whisper.text_unit = c.text_unit
+        self.whisper = whisper_model or new_whisper(c.dims(), text_unit=c.text_unit)
+        if text_unit(self.whisper) != c.text_unit:
+            raise ValueError(f"the Whisper spells {text_unit(self.whisper)!r}, the config says {c.text_unit!r}")
         d = c.n_state
         self.quantizer = (
             TrainableFSQ(d, c.fsq_dims) if c.quantizer == "fsq" else TrainableVQ(d, c.codebook_size, c.vq_decay)

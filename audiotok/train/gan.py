@@ -25,6 +25,7 @@ from audiotok.data.sampler import DurationBatchSampler
 from audiotok.nn.losses import MelLoss, discriminator_objective, generator_adversarial_terms
 from audiotok.train.distributed import DistInfo, barrier, bf16_autocast, unwrap
 from audiotok.train.logging import TrainLogger
+from audiotok.train.loop import LoopConfig
 from audiotok.train.schedule import cosine_schedule
 from audiotok.train.state import resume_checkpoint, save_checkpoint
 
@@ -43,32 +44,21 @@ class DataConfig:
 
 
 @dataclass
-class OptimConfig:
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.01
-    max_steps: int = 1_000_000  # generator steps
-    warmup_steps: int = 0
-    min_lr_factor: float = 0.0
-    grad_clip: float = 1.0  # 0 = off (as released)
-
-
-@dataclass
 class GANTrainConfig:
     """What the GAN loop reads; the recipes' configs extend it."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    # both optimisers; WavTokenizer's released settings: AdamW 2e-4, betas (0.9, 0.999), no clipping by default here
+    loop: LoopConfig = field(
+        default_factory=lambda: LoopConfig(
+            lr=2e-4, betas=(0.9, 0.999), warmup_steps=0, max_steps=1_000_000, save_every=1000, log_every=50
+        )
+    )
     weights: dict = field(default_factory=lambda: {"mel": 45.0})  # loss term name -> weight (absent = 0)
     pretrain_mel_steps: int = 0  # generator-only steps before the GAN starts (0 = GAN from step 0, as released)
     out_dir: str = "runs/gan"
     seed: int = 3407
-    log_every: int = 50
-    valid_every: int = 1000
-    save_every: int = 1000
     device: str = "auto"
-    bf16: bool = True  # autocast on CUDA
-    cpu_bf16: bool = False  # autocast on CPUs with native bf16 (audiotok.train.distributed.bf16_autocast)
 
 
 @dataclass
@@ -141,12 +131,12 @@ def run_gan_loop(
     save_fn: Callable[[Path, int], None],
     validate_fn: Callable[[], tuple[dict, list]] | None = None,
 ) -> int:
-    """Train until ``cfg.optim.max_steps`` generator steps.
+    """Train until ``cfg.loop.max_steps`` generator steps.
 
     ``generate(wav (B, T), lens (B,), step, generator) -> Generated`` runs the (DDP-wrapped, if distributed)
     generator on the real segments; ``save_fn(out_dir, step)`` writes the inference checkpoint (rank 0);
     ``validate_fn() -> (metrics, [(name, reference, reconstruction), ...])`` (rank 0). Returns the final step."""
-    device, out_dir, o = info.device, Path(cfg.out_dir), cfg.optim
+    device, out_dir, o = info.device, Path(cfg.out_dir), cfg.loop
 
     def adamw(params):
         return torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
@@ -161,7 +151,7 @@ def run_gan_loop(
         print(f"resumed from {out_dir / 'last.pt'} at step {step}", flush=True)
     mel_loss = MelLoss(sample_rate).to(device)
     d_model = DDP(discs, broadcast_buffers=False) if info.distributed else discs
-    amp = bf16_autocast(device, cfg.bf16, cfg.cpu_bf16)
+    amp = bf16_autocast(device, o.bf16, o.cpu_bf16)
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + info.rank + step)
     logger = TrainLogger(out_dir, enabled=info.is_main)
     model.train()
@@ -201,7 +191,7 @@ def run_gan_loop(
             step += 1
             if not math.isfinite(float(loss_g.detach())):
                 raise FloatingPointError(f"non-finite generator loss at step {step}: {terms}")
-            if info.is_main and (step % cfg.log_every == 0 or step == 1):
+            if info.is_main and (step % o.log_every == 0 or step == 1):
                 now = time.time()
                 logs.update(
                     {
@@ -209,12 +199,12 @@ def run_gan_loop(
                         "total": loss_g.detach(),
                         "lr": sched_g.get_last_lr()[0],
                         **(g.logs() if g.logs is not None else {}),
-                        "s_per_step": (now - t_last) / (cfg.log_every if step > 1 else 1),
+                        "s_per_step": (now - t_last) / (o.log_every if step > 1 else 1),
                     }
                 )
                 t_last = now
                 logger.scalars(step, logs)
-            if validate_fn is not None and step % cfg.valid_every == 0:
+            if validate_fn is not None and step % o.valid_every == 0:
                 if info.is_main:
                     model.eval()
                     metrics, samples = validate_fn()
@@ -224,7 +214,7 @@ def run_gan_loop(
                         logger.audio(step, f"{name}/reference", ref, sample_rate)
                         logger.audio(step, f"{name}/reconstruction", rec, sample_rate)
                 barrier()
-            if step % cfg.save_every == 0 or step >= o.max_steps:
+            if step % o.save_every == 0 or step >= o.max_steps:
                 sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": consumed}
                 saved = {k: unwrap(v) for k, v in objects.items()}
                 save_checkpoint(

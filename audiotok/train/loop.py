@@ -25,12 +25,16 @@ from audiotok.train.state import resume_checkpoint, save_checkpoint
 
 @dataclass
 class LoopConfig:
+    """The ``loop:`` section of every recipe config: optimiser, schedule, length, intervals, precision. The GAN loop
+    reads the same section for its two optimisers (generator and discriminators share these settings)."""
+
     lr: float = 5e-4
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.01
     warmup_steps: int = 500
     max_steps: int = 20000
-    grad_clip: float = 1.0
+    min_lr_factor: float = 0.0  # the cosine decays to lr * min_lr_factor
+    grad_clip: float = 1.0  # 0 = off
     log_every: int = 50
     valid_every: int = 1000
     save_every: int = 1000
@@ -68,7 +72,7 @@ def run_loop(
     trainable = [p for p in model.parameters() if p.requires_grad]
     groups = param_groups if param_groups is not None else trainable
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    sched = cosine_schedule(opt, cfg.max_steps, cfg.warmup_steps)
+    sched = cosine_schedule(opt, cfg.max_steps, cfg.warmup_steps, cfg.min_lr_factor)
     sharded = is_sharded(model)  # FSDP: forwards and state dicts are collectives, so every rank takes part
     model_state, opt_state = (FullModelState(model), FullOptimizerState(model, opt)) if sharded else (model, opt)
     objects = {"model": model_state, "opt": opt_state, "sched": sched, "sampler": sampler}
@@ -93,7 +97,7 @@ def run_loop(
             loss, logs = out
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip or float("inf"))
             opt.step()
             if after_step is not None:
                 after_step(step, sched.get_last_lr()[0])

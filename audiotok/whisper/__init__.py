@@ -26,6 +26,7 @@ from audiotok.whisper.loss import (
 from audiotok.whisper.model import (
     SAMPLE_RATE,
     TEXT_UNITS,
+    Whisper,
     WhisperFrontend,
     load_whisper,
     new_whisper,
@@ -33,6 +34,7 @@ from audiotok.whisper.model import (
     save_safetensors,
     small_dims,
     text_unit,
+    with_audio_context,
 )
 from audiotok.whisper.text import (
     IGNORE,
@@ -53,6 +55,7 @@ __all__ = [
     "SAMPLE_RATE",
     "TEXT_UNITS",
     "WERResult",
+    "Whisper",
     "WhisperFrontend",
     "asr_loss",
     "char_training_vocab",
@@ -80,6 +83,7 @@ __all__ = [
     "transcribe",
     "transcribe_audio",
     "transcribe_files",
+    "with_audio_context",
     "word_error_rate",
     "zero_rows_outside",
 ]

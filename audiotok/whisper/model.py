@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from whisper.model import ModelDimensions, Whisper
+from whisper.model import ModelDimensions
+from whisper.model import Whisper as OpenAIWhisper
 
 from audiotok.audio import resample
 from audiotok.data.features import MelSpectrogram, whisper_mel
@@ -46,20 +47,32 @@ def small_dims(
     )
 
 
-def new_whisper(dims: ModelDimensions, seed: int | None = None) -> Whisper:
+class Whisper(OpenAIWhisper):
+    """openai-whisper's model (same modules, same state dict: ``whisper.decode`` and ``load_model`` work on it) that
+    also records how it spells its transcripts, ``text_unit`` (see :func:`text_unit`): a constructor argument saved
+    with its checkpoints, where openai-whisper's own ``Whisper`` is always ``bpe``."""
+
+    def __init__(self, dims: ModelDimensions, text_unit: str = "bpe"):
+        if text_unit not in TEXT_UNITS:
+            raise ValueError(f"text unit must be one of {TEXT_UNITS}, got {text_unit!r}")
+        super().__init__(dims)
+        self.text_unit = text_unit
+
+
+def new_whisper(dims: ModelDimensions, seed: int | None = None, text_unit: str = "bpe") -> Whisper:
     """A Whisper model initialised for training from scratch. openai-whisper leaves the decoder's positional
     embedding as ``torch.empty`` (it expects a checkpoint) — uninitialised memory, sometimes NaN — and gives the
     tied token embedding unit variance; both get N(0, 0.02) here."""
     if seed is not None:
         torch.manual_seed(seed)
-    model = Whisper(dims)
+    model = Whisper(dims, text_unit)
     with torch.no_grad():
         model.decoder.positional_embedding.normal_(0.0, 0.02)
         model.decoder.token_embedding.weight.normal_(0.0, 0.02)
     return model
 
 
-def text_unit(model: Whisper) -> str:
+def text_unit(model: OpenAIWhisper) -> str:
     """How ``model`` spells its transcripts: ``bpe`` (Whisper's own tokens, the default) or ``char`` (one Whisper
     token per character — every character is a token of Whisper's vocabulary, so the model and its outputs stay
     plain openai-whisper; a small model trained from scratch learns 40 symbols far faster than 50k)."""
@@ -139,9 +152,8 @@ def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         meta = read_metadata(path)
         if meta.get("model_type") != "openai-whisper":
             raise ValueError(f"{path}: not a Whisper checkpoint (model_type {meta.get('model_type')!r})")
-        model = Whisper(ModelDimensions(**json.loads(meta["config"])))
+        model = Whisper(ModelDimensions(**json.loads(meta["config"])), meta.get("text_unit", "bpe"))
         model.load_state_dict({k: v.float() for k, v in load_state(path, meta).items()})
-        model.text_unit = meta.get("text_unit", "bpe")
         return model.to(device).eval()
     if not path.is_file():  # an official name: openai-whisper's cache, the packaged copy, or its download
         from audiotok.whisper.pretrained import load_pretrained_whisper
@@ -149,9 +161,8 @@ def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         return load_pretrained_whisper(str(path), device=device)
     # openai-whisper's {dims, model_state_dict} layout, read once; our exports also say how they spell
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    model = Whisper(ModelDimensions(**ckpt["dims"]))
+    model = Whisper(ModelDimensions(**ckpt["dims"]), ckpt.get("text_unit", "bpe"))
     model.load_state_dict(ckpt["model_state_dict"])
-    model.text_unit = ckpt.get("text_unit", "bpe")
     return model.to(device).eval()
 
 
@@ -171,10 +182,8 @@ def with_audio_context(model: Whisper, seconds: float) -> Whisper:
     if n_ctx == model.dims.n_audio_ctx:
         return model
     dims = ModelDimensions(**{**asdict(model.dims), "n_audio_ctx": n_ctx})
-    out = Whisper(dims)
+    out = Whisper(dims, text_unit(model))
     state = model.state_dict()
     state["encoder.positional_embedding"] = state["encoder.positional_embedding"][:n_ctx].clone()
     out.load_state_dict(state)
-    if hasattr(model, "text_unit"):
-        out.text_unit = model.text_unit
     return out.to(next(model.parameters()).device).train(model.training)

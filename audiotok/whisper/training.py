@@ -63,28 +63,24 @@ class SpecAugment:
 
 @dataclass
 class WhisperTrainConfig:
-    arch: WhisperArch = field(default_factory=WhisperArch)
+    """The schema every recipe shares: ``model:``, ``data:``, ``loop:`` (the shared loop reads it as it is), plus
+    the ASR-loss options."""
+
+    model: WhisperArch = field(default_factory=WhisperArch)
     data: WhisperData = field(default_factory=WhisperData)
+    loop: LoopConfig = field(
+        default_factory=lambda: LoopConfig(lr=1e-3, betas=(0.9, 0.999), warmup_steps=500, save_every=500)
+    )
     specaug: SpecAugment = field(default_factory=SpecAugment)
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 500
-    max_steps: int = 20000
-    grad_clip: float = 1.0
     out_dir: str = "runs/whisper-synth"
     seed: int = 0
-    log_every: int = 50
-    valid_every: int = 1000
-    save_every: int = 500
     device: str = "auto"
-    bf16: bool = True  # autocast on CUDA
-    cpu_bf16: bool = False  # autocast on CPUs with native bf16 (AVX512-BF16/AMX): 1.2-1.5x faster steps
     ctc_weight: float = 0.0  # auxiliary character CTC on the encoder output (training only; speeds up alignment)
     token_noise: float = 0.0  # share of the decoder's input text tokens replaced by random ones (training only)
     label_smoothing: float = 0.0
     text_unit: str = "bpe"  # "char": one Whisper token per character (audiotok.whisper.text_unit)
     # start a fresh run from these weights: a Whisper .pt/.safetensors, or a run's last.pt (with its CTC head); an
-    # encoder with fewer layers grows to arch.n_layer with identity blocks on top (init_whisper_weights)
+    # encoder with fewer layers grows to model.n_layer with identity blocks on top (init_whisper_weights)
     init: str | None = None
     guided_attention: float = 0.0  # weight of a diagonal prior on the decoder's cross-attention (training only)
     guided_sigma: float = 0.2  # its width, in fractions of the utterance
@@ -263,21 +259,8 @@ def train(cfg: WhisperTrainConfig, task_builder) -> dict:
         mel = spec_augment(mel, torch.div(batch["audio_lens"], HOP, rounding_mode="floor"), cfg.specaug)
         return task.loss(net, mel, batch["text"], batch["audio_lens"])
 
-    loop = LoopConfig(
-        lr=cfg.lr,
-        betas=(0.9, 0.999),
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps,
-        max_steps=cfg.max_steps,
-        grad_clip=cfg.grad_clip,
-        log_every=cfg.log_every,
-        valid_every=cfg.valid_every,
-        save_every=cfg.save_every,
-        bf16=cfg.bf16,
-        cpu_bf16=cfg.cpu_bf16,
-    )
     step = run_loop(
-        loop,
+        cfg.loop,
         info,
         out_dir,
         model,
@@ -287,7 +270,7 @@ def train(cfg: WhisperTrainConfig, task_builder) -> dict:
         task.save,
         validate_fn=lambda: task.validate(front, cfg, device),
         full_config=cfg,
-        param_groups=task.param_groups(cfg.weight_decay) if task.param_groups is not None else None,
+        param_groups=task.param_groups(cfg.loop.weight_decay) if task.param_groups is not None else None,
         after_step=task.after_step,
         select_on=task.select_on or cfg.select_on,
     )

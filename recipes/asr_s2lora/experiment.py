@@ -119,7 +119,7 @@ def run(cfg: ExperimentConfig) -> dict:
             results[method] = {
                 "trainable": n_train,
                 "train_minutes": round((time.time() - t0) / 60, 1),
-                "selected_step": chosen.get("step", acfg.max_steps),
+                "selected_step": chosen.get("step", acfg.loop.max_steps),
                 "valid_wer": chosen.get("wer"),
                 "valid_cer": chosen.get("cer"),
                 **measure(model, sets, cfg),

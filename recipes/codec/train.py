@@ -12,7 +12,7 @@ Fixes of the released training code, each with a switch to reproduce the origina
     never-updated, randomly initialised one (so the switch freezes ours); by default it is trained.
   * dead codes are re-seeded with their counts reset (WavTokenizer issues #82/#89), and the dead-code threshold
     scales with the frames per batch (``dead_code_fraction``; a negative value keeps the released constant 2).
-  * gradient clipping (``optim.grad_clip``; 0 = off, as released).
+  * gradient clipping (``loop.grad_clip``; 0 = off, as released).
 """
 
 from __future__ import annotations

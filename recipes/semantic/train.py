@@ -33,7 +33,7 @@ from audiotok.whisper.training import ASRTask, WhisperTrainConfig, train, valida
 
 @dataclass
 class SemanticTrainConfig(WhisperTrainConfig):
-    tokenizer: SupervisedConfig = field(default_factory=SupervisedConfig)
+    model: SupervisedConfig = field(default_factory=SupervisedConfig)  # the Whisper dims and where/how to quantize
     init_whisper: str | None = (
         None  # a Whisper to start from: a name (base, tiny.en) or a .pt/.safetensors; its dims win
     )
@@ -44,7 +44,7 @@ class SemanticTrainConfig(WhisperTrainConfig):
     # training aid: mean squared distance of the encoder output read from the tokens to the starting Whisper's own
     # encoder output (a frozen copy of init_whisper's encoder): a dense target for the blocks above the quantizer
     distill_weight: float = 0.0
-    # start the CTC head (tokenizer.ctc_input: encoder) from a Whisper run's last.pt whose CTC head read the same
+    # start the CTC head (model.ctc_input: encoder) from a Whisper run's last.pt whose CTC head read the same
     # encoder output (recipes/whisper with ctc_weight > 0), or a safetensors file of ``ctc.weight``/``ctc.bias`` (the
     # one beside the bundled whisper-synth): a trained head has no blank-only phase
     init_ctc: str | None = None
@@ -54,7 +54,7 @@ class SemanticTrainConfig(WhisperTrainConfig):
 
 
 def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
-    tc = cfg.tokenizer
+    tc = cfg.model
     whisper = None
     if cfg.init_whisper:
         whisper = load_whisper(cfg.init_whisper)
@@ -75,8 +75,8 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
             }
         )
     tc = SupervisedConfig(**{**tc.__dict__, "ctc": tc.ctc or cfg.ctc_weight > 0})
-    # the shared loop filters utterances by the audio context
-    cfg.arch.seconds = tc.seconds
+    # the shared loop filters utterances by the audio context (cfg.model.seconds)
+    cfg.model = tc
     model = SupervisedTokenizerASR(tc, whisper)
     if cfg.freeze_below:
         enc = model.whisper.encoder
@@ -85,7 +85,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
 
     if cfg.init_ctc:
         if model.ctc is None or tc.ctc_input != "encoder":
-            raise ValueError("init_ctc needs ctc_weight > 0 and tokenizer.ctc_input=encoder")
+            raise ValueError("init_ctc needs ctc_weight > 0 and model.ctc_input=encoder")
         if cfg.init_ctc.endswith(".safetensors"):
             from safetensors.torch import load_file
 

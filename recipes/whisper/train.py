@@ -33,14 +33,13 @@ from audiotok.whisper.training import ASRTask, WhisperTrainConfig, init_whisper_
 
 
 def whisper_task(cfg: WhisperTrainConfig) -> ASRTask:
-    a = cfg.arch
+    a = cfg.model
     dims = small_dims(a.n_mels, a.seconds, a.n_state, a.n_head, a.n_layer, a.n_text_layer, a.n_text_ctx)
-    model = new_whisper(dims, seed=cfg.seed)
+    model = new_whisper(dims, seed=cfg.seed, text_unit=cfg.text_unit)
     char = cfg.text_unit == "char"
     net_model = WhisperWithCTC(model, ctc=cfg.ctc_weight > 0) if cfg.ctc_weight > 0 or char else model
     if cfg.init and not (Path(cfg.out_dir) / "last.pt").exists():
         init_whisper_weights(net_model, cfg.init)
-    model.text_unit = cfg.text_unit
 
     def save(out_dir: Path) -> None:
         save_safetensors(model, out_dir / "model.safetensors")

@@ -149,8 +149,12 @@ def _make(item: PlannedUtterance, out_dir: Path, sample_rate: int) -> Utterance:
     wav_path = out_dir / "wavs" / item.voice.name / f"{item.id}.wav"
     txt_path = wav_path.with_suffix(".txt")
     meta_path = wav_path.with_suffix(".json")
+    text = item.text
     if wav_path.exists() and txt_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
+        # the side-car says what the audio says: a resumed build keeps it even when the text front end (or the
+        # sentence sources) changed since, so manifest and audio never disagree (its split is that of its own text)
+        text = txt_path.read_text().strip()
     else:
         speed = utterance_speed(item.id, item.voice)
         wav, native_rate = synthesize(item.voice, item.text, sample_rate, speed=speed)
@@ -166,7 +170,7 @@ def _make(item: PlannedUtterance, out_dir: Path, sample_rate: int) -> Utterance:
         audio=str(wav_path),
         duration=meta["n_samples"] / sample_rate,
         sample_rate=sample_rate,
-        text=item.text,
+        text=text,
         speaker=item.voice.name,
         language="en",
         extra={

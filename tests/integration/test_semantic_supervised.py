@@ -59,7 +59,7 @@ def test_recipe_two_steps_resume_and_exported_tokenizer(wav_tree, tmp_path):
     from audiotok.semantic import SemanticTokenizer
     from recipes.semantic.train import main
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     manifest = tmp_path / "m.jsonl"
     write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
     out = tmp_path / "run"
@@ -70,8 +70,8 @@ def test_recipe_two_steps_resume_and_exported_tokenizer(wav_tree, tmp_path):
         f"data.valid={manifest}",
         f"out_dir={out}",
     ]
-    main([*args, "max_steps=2", "valid_every=2"])
-    main([*args, "max_steps=4"])
+    main([*args, "loop.max_steps=2", "loop.valid_every=2"])
+    main([*args, "loop.max_steps=4"])
     lines = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4] and "codebook_perplexity" in lines[-1]
     assert "wer_tokens" in (out / "valid.jsonl").read_text()
@@ -105,7 +105,7 @@ def test_recipe_starts_from_a_whisper_with_more_encoder_than_decoder_layers(wav_
     from audiotok.whisper import save_safetensors, small_dims
     from recipes.semantic.train import main
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     manifest = tmp_path / "m.jsonl"
     write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
     save_safetensors(
@@ -120,11 +120,11 @@ def test_recipe_starts_from_a_whisper_with_more_encoder_than_decoder_layers(wav_
             f"data.valid={manifest}",
             f"out_dir={out}",
             f"init_whisper={tmp_path / 'w.safetensors'}",
-            "tokenizer.quantize_after=2",
-            "max_steps=2",
+            "model.quantize_after=2",
+            "loop.max_steps=2",
             "distill_weight=1.0",
             "ctc_weight=0.3",
-            "log_every=1",
+            "loop.log_every=1",
         ]
     )
     model = load_model(out / "model.safetensors")
@@ -171,12 +171,12 @@ def test_ctc_head_on_the_encoder_output_starts_from_a_whisper_runs_head(tmp_path
     cfg = SemanticTrainConfig(
         init_whisper=str(tmp_path / "w.safetensors"), ctc_weight=0.3, init_ctc=str(tmp_path / "last.pt")
     )
-    cfg.tokenizer.quantize_after, cfg.tokenizer.ctc_input = 1, "encoder"
+    cfg.model.quantize_after, cfg.model.ctc_input = 1, "encoder"
     model = semantic_task(cfg).model
     assert torch.equal(model.ctc.weight, head["ctc.weight"]) and torch.equal(model.ctc.bias, head["ctc.bias"])
     out = model(torch.randn(2, 80, 200), ["a cat", "the dog"])
     assert torch.isfinite(out["ctc"])
-    cfg.tokenizer.ctc_input = "tokens"
+    cfg.model.ctc_input = "tokens"
     with pytest.raises(ValueError, match="ctc_input=encoder"):
         semantic_task(cfg)
 
@@ -211,7 +211,7 @@ def test_recipe_vq_start_gathers_many_batches(wav_tree, tmp_path, capsys):
     from audiotok.data.prepare import prepare
     from recipes.semantic.train import main
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     manifest = tmp_path / "m.jsonl"
     write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
     args = [
@@ -220,11 +220,11 @@ def test_recipe_vq_start_gathers_many_batches(wav_tree, tmp_path, capsys):
         f"data.train={manifest}",
         f"data.valid={manifest}",
         f"out_dir={tmp_path / 'run'}",
-        "tokenizer.quantizer=vq",
-        "tokenizer.codebook_size=16",
+        "model.quantizer=vq",
+        "model.codebook_size=16",
         "vq_init_frames=100",
         "data.batch_seconds=2.0",
-        "max_steps=1",
+        "loop.max_steps=1",
     ]
     main(args)
     log = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The ``pipeline`` command: raw recordings -> segmented, twice-transcribed, filtered, tokenized data."""
+"""The ``curate`` command (alias ``pipeline``): found audio (raw recordings) -> segmented, twice-transcribed, filtered, tokenized data."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ if TYPE_CHECKING:
     from audiotok.cli.common import Subparsers
 
 
-def cmd_pipeline(args: argparse.Namespace) -> int:
+def cmd_curate(args: argparse.Namespace) -> int:
     from audiotok.config import load_config
-    from audiotok.pipeline.run import STAGES, PipelineConfig, run_pipeline
+    from audiotok.curation.run import STAGES, CurationConfig, run_curation
     from audiotok.train import cleanup_distributed, setup_distributed
 
     overrides = [f"device={args.device}"] + args.set
     cfg = (
-        load_config(PipelineConfig, args.config, overrides)
+        load_config(CurationConfig, args.config, overrides)
         if args.config
-        else load_config(PipelineConfig, None, overrides)
+        else load_config(CurationConfig, None, overrides)
     )
     info = setup_distributed(args.device)
     stages = args.stage or STAGES
-    report = run_pipeline(args.source, args.output, cfg, stages, info.rank, info.world_size)
+    report = run_curation(args.source, args.output, cfg, stages, info.rank, info.world_size)
     if report is not None:
         print((Path(args.output) / "report.md").read_text())
     cleanup_distributed()
@@ -31,8 +31,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def register(sub: Subparsers) -> None:
-    """Add ``pipeline``."""
-    s = sub.add_parser("pipeline", help="raw recordings -> segmented, twice-transcribed, filtered, tokenized data")
+    """Add ``curate`` (alias ``pipeline``, its old name)."""
+    s = sub.add_parser(
+        "curate", aliases=["pipeline"], help="found audio -> segmented, twice-transcribed, filtered, tokenized data"
+    )
     s.add_argument("source", help="a folder of recordings or a manifest")
     s.add_argument("-o", "--output", required=True)
     s.add_argument(
@@ -41,7 +43,7 @@ def register(sub: Subparsers) -> None:
         choices=("segment", "transcribe", "tokenize", "report"),
         help="run only these stages (repeatable; default: all, in order)",
     )
-    s.add_argument("--config", default=None, help="YAML of PipelineConfig (vad, asr_a, asr_b, threshold, ...)")
+    s.add_argument("--config", default=None, help="YAML of CurationConfig (vad, asr_a, asr_b, threshold, ...)")
     s.add_argument(
         "--set",
         action="append",
@@ -50,4 +52,4 @@ def register(sub: Subparsers) -> None:
         help="override a config field, e.g. --set asr_b=pocketsphinx --set vad.max_duration=20",
     )
     s.add_argument("--device", default="cpu")
-    s.set_defaults(func=cmd_pipeline)
+    s.set_defaults(func=cmd_curate)

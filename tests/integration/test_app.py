@@ -18,7 +18,7 @@ from audiotok import audio, registry
 from audiotok.codec import Codec, codec_config
 from tests.conftest import speechlike
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import app  # noqa: E402
 
@@ -176,7 +176,7 @@ def test_page_in_headless_chromium(codec_file, tmp_path):
 
 
 def test_tts_tab_handlers(tmp_path, monkeypatch):
-    from tests.test_tts_pipeline import build_tiny_tts
+    from tests.tiny_tts import build_tiny_tts
 
     monkeypatch.setenv("AUDIOTOK_TTS", str(tmp_path / "none"))
     app.get_tts.cache_clear()

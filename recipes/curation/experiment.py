@@ -1,14 +1,14 @@
 """TouchTTS's data claim in miniature: transcript agreement keeps more usable data than a clean-only filter.
 
 1. Builds a raw corpus with known truth from held-out voices of the synthetic corpus
-   (:mod:`audiotok.pipeline.rawcorpus`: long recordings, noise at 30/20/10/5 dB SNR, tones, time-reversed decoys).
-2. Runs ``audiotok pipeline`` on it (segment, transcribe twice, report).
+   (:mod:`audiotok.curation.rawcorpus`: long recordings, noise at 30/20/10/5 dB SNR, tones, time-reversed decoys).
+2. Runs ``audiotok curate`` on it (segment, transcribe twice, report).
 3. Compares three filters (and looser agreement thresholds, ``sweep``) on the same segments: **agreement**
    (TouchTTS: keep when the two recognisers agree), **clean-only** (keep segments whose recording's estimated SNR
    is at least ``snr_min``; the first recogniser's transcript) and **both**. For each: hours kept, retention, WER of the kept transcripts against the truth, and
    the share of kept audio that is decoy or tone.
 
-    python recipes/pipeline/experiment.py --config recipes/pipeline/configs/synth.yaml
+    python recipes/curation/experiment.py --config recipes/curation/configs/synth.yaml
 
 Writes ``OUT/results.md``/``results.json``. All data are synthetic.
 """
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audiotok.config import config_from_args, save_config
+from audiotok.curation.rawcorpus import RawCorpusConfig, build_raw_corpus, score_kept
+from audiotok.curation.run import CurationConfig, read_segments, read_transcripts, run_curation
 from audiotok.data.manifest import read_manifest, write_manifest
-from audiotok.pipeline.rawcorpus import RawCorpusConfig, build_raw_corpus, score_kept
-from audiotok.pipeline.run import PipelineConfig, read_segments, read_transcripts, run_pipeline
 
 
 @dataclass
@@ -31,7 +31,7 @@ class PipelineExperimentConfig:
     source: str = "data/synth-adult/test.jsonl"  # held-out voices
     speakers: list[str] = field(default_factory=list)  # only these voices of the source (empty: all)
     raw: RawCorpusConfig = field(default_factory=RawCorpusConfig)
-    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    pipeline: CurationConfig = field(default_factory=CurationConfig)
     snr_min: float = 20.0  # the clean-only filter's threshold on the estimated SNR (dB)
     # looser agreement thresholds also reported (the pipeline's transcripts are reused; only the filter changes)
     sweep: list[float] = field(default_factory=list)
@@ -50,7 +50,7 @@ def run(cfg: PipelineExperimentConfig) -> dict:
             write_manifest(source, [u for u in read_manifest(cfg.source) if u.speaker in cfg.speakers])
         build_raw_corpus(source, raw, cfg.raw)
     work = out / "pipeline"
-    report = run_pipeline(raw, work, cfg.pipeline, ("segment", "transcribe", "report"))
+    report = run_curation(raw, work, cfg.pipeline, ("segment", "transcribe", "report"))
     segments, _ = read_segments(work)
     judged = read_transcripts(work)
     filters = {

@@ -113,7 +113,7 @@ def test_flow_recipe_runs_two_steps_and_resumes(tiny_corpus, tmp_path):
     sem = tmp_path / "semantic.safetensors"
     cfg = SupervisedConfig(n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=2, n_text_ctx=32, quantize_after=1)
     SupervisedTokenizerASR(cfg).export_tokenizer().save(sem)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path / "run"
     args = [
         "--config",
@@ -150,7 +150,7 @@ def test_flow_recipe_refuses_a_tokenizer_of_another_codebook_size(tiny_corpus, t
         codebook_size=32,
     )  # fmt: skip
     SupervisedTokenizerASR(cfg).export_tokenizer().save(sem)
-    config = str(Path(__file__).resolve().parents[1] / "recipes/tts/configs/flow-tiny.yaml")
+    config = str(Path(__file__).resolve().parents[2] / "recipes/tts/configs/flow-tiny.yaml")
     args = [
         "--config",
         config,

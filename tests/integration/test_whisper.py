@@ -30,7 +30,7 @@ from audiotok.whisper.loss import WhisperWithCTC, guided_attention_loss
 from audiotok.whisper.training import init_whisper_weights
 from recipes.whisper.train import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tiny() -> Whisper:
@@ -88,9 +88,9 @@ def test_recipe_runs_two_steps_and_resumes(wav_tree, tmp_path):
         f"data.valid={manifest}",
         f"out_dir={out}",
     ]
-    main([*args, "max_steps=2", "valid_every=2"])
+    main([*args, "loop.max_steps=2", "loop.valid_every=2"])
     assert (out / "whisper.pt").exists() and (out / "model.safetensors").exists()
-    main([*args, "max_steps=4"])
+    main([*args, "loop.max_steps=4"])
     steps = [json.loads(line)["step"] for line in (out / "train.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
     valid = json.loads((out / "valid.jsonl").read_text().splitlines()[0])
@@ -109,14 +109,14 @@ def test_recipe_with_auxiliary_ctc_exports_a_plain_whisper(wav_tree, tmp_path):
             f"data.train={manifest}",
             f"data.valid={manifest}",
             f"out_dir={out}",
-            "max_steps=2",
+            "loop.max_steps=2",
             "ctc_weight=0.3",
             "token_noise=0.2",
             "label_smoothing=0.1",
             "guided_attention=1.0",
             "text_unit=char",
             "data.concat=true",
-            "cpu_bf16=true",
+            "loop.cpu_bf16=true",
         ]
     )
     logs = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]

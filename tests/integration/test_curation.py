@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiotok.pipeline.filter import disagreement, judge
-from audiotok.pipeline.segment import VADConfig, segment
+from audiotok.curation.filter import disagreement, judge
+from audiotok.curation.segment import VADConfig, segment
 from tests.conftest import speechlike
 
 SR = 16000
@@ -97,7 +97,7 @@ def test_pipeline_end_to_end_resumes_and_its_report_adds_up(raw_recordings, tmp_
     Codec(codec_config("tiny")).save(tmp_path / "codec.safetensors")
     out = tmp_path / "out"
     # the same recogniser twice agrees with itself: everything segmented is kept and tokenized
-    args = ["pipeline", str(raw_recordings), "-o", str(out), "--set", f"asr_a={asr}", "--set", f"asr_b={asr}"]
+    args = ["curate", str(raw_recordings), "-o", str(out), "--set", f"asr_a={asr}", "--set", f"asr_b={asr}"]
     args += ["--set", f"tokenizer={tmp_path / 'codec.safetensors'}", "--set", "vad.min_duration=1.0"]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
@@ -124,8 +124,8 @@ def test_raw_corpus_truth_and_scoring(tiny_corpus, tmp_path):
     import json
 
     from audiotok import audio
+    from audiotok.curation.rawcorpus import RawCorpusConfig, build_raw_corpus, score_kept
     from audiotok.data.manifest import Utterance, write_manifest
-    from audiotok.pipeline.rawcorpus import RawCorpusConfig, build_raw_corpus, score_kept
 
     raw = build_raw_corpus(tiny_corpus / "all.jsonl", tmp_path / "raw", RawCorpusConfig(utterances_per_recording=2))
     truth = [json.loads(line) for line in (raw / "truth.jsonl").read_text().splitlines()]
@@ -154,13 +154,13 @@ def test_raw_corpus_truth_and_scoring(tiny_corpus, tmp_path):
 
 def test_pipeline_experiment_compares_the_filters(tiny_corpus, tmp_path):
     from audiotok.whisper import new_whisper, save_openai, small_dims
-    from recipes.pipeline.experiment import main
+    from recipes.curation.experiment import main
 
     asr = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=32), seed=0), tmp_path / "asr.pt")
     results = main(
         [
             "--config",
-            str(Path(__file__).resolve().parents[1] / "recipes/pipeline/configs/synth.yaml"),
+            str(Path(__file__).resolve().parents[2] / "recipes/curation/configs/synth.yaml"),
             f"source={tiny_corpus / 'all.jsonl'}",
             "raw.utterances_per_recording=3",
             f"pipeline.asr_a={asr}",
@@ -202,14 +202,14 @@ def test_pipeline_experiment_takes_only_the_chosen_voices(tiny_corpus, tmp_path)
 
     from audiotok.data.manifest import read_manifest
     from audiotok.whisper import new_whisper, save_openai, small_dims
-    from recipes.pipeline.experiment import main
+    from recipes.curation.experiment import main
 
     voice = Counter(u.speaker for u in read_manifest(tiny_corpus / "all.jsonl")).most_common(1)[0][0]
     asr = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=32), seed=0), tmp_path / "asr.pt")
     main(
         [
             "--config",
-            str(Path(__file__).resolve().parents[1] / "recipes/pipeline/configs/synth-judge.yaml"),
+            str(Path(__file__).resolve().parents[2] / "recipes/curation/configs/synth-judge.yaml"),
             f"source={tiny_corpus / 'all.jsonl'}",
             f"speakers=[{voice}]",
             "raw.utterances_per_recording=2",
@@ -230,8 +230,8 @@ def test_tts_comparison_fine_tunes_one_lm_per_filter_and_judges_each(tiny_corpus
 
     from audiotok.data.manifest import read_manifest, write_manifest
     from audiotok.speaker import SpeakerConfig, SpeakerEncoder
-    from recipes.pipeline.tts_compare import main
-    from tests.test_tts_pipeline import build_tiny_tts
+    from recipes.curation.tts_compare import main
+    from tests.tiny_tts import build_tiny_tts
     from tts.lm import TTSLM
 
     utts = read_manifest(tiny_corpus / "all.jsonl")

@@ -61,3 +61,24 @@ def test_sentences_are_clean():
     assert len(sentences) > 20000
     assert all(s[0].isupper() and s[-1] in ".?!" and s.isascii() for s in sentences)
     assert not any(ch.isdigit() for s in sentences[:5000] for ch in s)
+
+
+def test_resume_trusts_the_side_car_transcript(tiny_corpus, tmp_path, monkeypatch):
+    """A build resumed after the text front end changed keeps what the audio says (the side-car), not the new plan's
+    sentence for that id."""
+    import shutil
+
+    from audiotok.data.synth import corpus
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_corpus, copy)
+    first = read_manifest(copy / "all.jsonl")[0]
+    real_plan = corpus.plan_corpus
+
+    def changed_plan(config, voices=None):
+        return [corpus.PlannedUtterance(p.id, p.voice, p.text.upper(), p.split) for p in real_plan(config, voices)]
+
+    monkeypatch.setattr(corpus, "plan_corpus", changed_plan)
+    build_corpus(CorpusConfig(out_dir=str(copy), minutes=1.5, n_espeak=3, seed=0), progress=False)
+    again = read_manifest(copy / "all.jsonl")[0]
+    assert again.text == first.text == open(first.audio[:-4] + ".txt").read().strip()

@@ -16,7 +16,7 @@ from audiotok.codec import Codec, codec_config
 from audiotok.tokens import TOKEN_SUFFIX, load_tokens
 from tests.conftest import run_two_cpu_ranks, speechlike
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

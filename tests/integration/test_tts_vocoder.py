@@ -52,7 +52,7 @@ def test_vocoder_recipe_runs_two_steps_and_resumes(tiny_corpus, tmp_path):
 
     from recipes.tts.train_vocoder import main
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path / "run"
     args = [
         "--config",
@@ -61,9 +61,9 @@ def test_vocoder_recipe_runs_two_steps_and_resumes(tiny_corpus, tmp_path):
         f"data.valid={tiny_corpus / 'test.jsonl'}",
         f"out_dir={out}",
     ]
-    main([*args, "optim.max_steps=2"])
+    main([*args, "loop.max_steps=2"])
     assert (out / "vocoder.safetensors").exists()
-    main([*args, "optim.max_steps=4", "cpu_bf16=true"])  # the GAN steps under CPU bf16 autocast where native
+    main([*args, "loop.max_steps=4", "loop.cpu_bf16=true"])  # the GAN steps under CPU bf16 autocast where native
     logs = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logs] == [1, 2, 3, 4]
     assert "disc" not in logs[0] and "disc" in logs[1]  # mel-only first, then the GAN

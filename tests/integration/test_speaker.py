@@ -11,7 +11,7 @@ from audiotok.speaker import SpeakerConfig, SpeakerEncoder
 from recipes.speaker.train import equal_error_rate, main
 from tests.conftest import speechlike
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_embeddings_are_unit_norm_and_padding_free():

@@ -8,7 +8,7 @@ and the judges score them (``eval-tts``, offline mode). Each LM is also scored t
 tokens of every held-out sentence of those voices (loss in nats per speech token, token accuracy): a measure that
 still ranks the LMs while the flow's output is too poor for the judges. Fewer hours retained should not win.
 
-    python recipes/pipeline/tts_compare.py --config recipes/pipeline/configs/tts-compare.yaml
+    python recipes/curation/tts_compare.py --config recipes/curation/configs/tts-compare.yaml
 
 Writes ``OUT/results.md``/``results.json``; resumable (finished fine-tunes and evaluations are skipped). The base
 TTS is a TTS folder (``tts`` = the bundled default). All data are synthetic.

@@ -1,4 +1,4 @@
-"""``audiotok pipeline RAW -o OUT``: segment -> transcribe twice -> keep what agrees -> tokenize -> report.
+"""``audiotok curate RAW -o OUT``: segment -> transcribe twice -> keep what agrees -> tokenize -> report.
 
 TouchTTS's claim is that S3-style tokens are robust to noise, so a TTS corpus needs no denoising, diarization or
 punctuation models. Stages (each resumable, each also runnable alone with ``--stage``):
@@ -23,18 +23,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from audiotok.audio import info, load, resample
+from audiotok.audio import AUDIO_EXTENSIONS, info, load, resample
+from audiotok.curation.filter import judge
+from audiotok.curation.segment import VADConfig, estimate_snr, segment
 from audiotok.data.manifest import Utterance, read_manifest, write_manifest
-from audiotok.pipeline.filter import judge
-from audiotok.pipeline.segment import VADConfig, estimate_snr, segment
 from audiotok.utils import atomic_path, stable_hash
 
 STAGES = ("segment", "transcribe", "tokenize", "report")
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 
 
 @dataclass
-class PipelineConfig:
+class CurationConfig:
     vad: VADConfig = field(default_factory=VADConfig)
     asr_a: str = "whisper-synth"  # a Whisper checkpoint or bundled name
     asr_b: str = "pocketsphinx"  # "pocketsphinx", a Whisper checkpoint, or a semantic tokenizer's ASR model
@@ -50,9 +49,9 @@ def list_inputs(source: str | os.PathLike) -> list[Utterance]:
     source = Path(source)
     if source.is_file():
         return read_manifest(source)
-    files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
-        raise FileNotFoundError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)}) and not a manifest")
+        raise FileNotFoundError(f"{source}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) and not a manifest")
     out = []
     for p in files:
         meta = info(p)
@@ -65,7 +64,7 @@ def _safe(name: str) -> str:
     return f"{stable_hash(name) % 16**8:08x}-{Path(name).name[:60]}"
 
 
-def stage_segment(inputs: list[Utterance], out: Path, cfg: PipelineConfig, rank: int = 0, world: int = 1) -> None:
+def stage_segment(inputs: list[Utterance], out: Path, cfg: CurationConfig, rank: int = 0, world: int = 1) -> None:
     """Each input -> ``OUT/segments/<input>.jsonl`` (kept utterances; rejected ones under ``extra``)."""
     folder = out / "segments"
     folder.mkdir(parents=True, exist_ok=True)
@@ -124,7 +123,7 @@ def build_recognizer(spec: str, device: str = "cpu", batch_size: int = 16):
     return lambda wavs: transcribe_audio(model, wavs, batch_size=batch_size)
 
 
-def stage_transcribe(out: Path, cfg: PipelineConfig, rank: int = 0, world: int = 1) -> None:
+def stage_transcribe(out: Path, cfg: CurationConfig, rank: int = 0, world: int = 1) -> None:
     """Transcribe each segment twice and judge the pair; appends to ``OUT/transcripts-rank<r>.jsonl``."""
     segments, _ = read_segments(out)
     target = out / f"transcripts-rank{rank}.jsonl"
@@ -175,7 +174,7 @@ def kept_manifest(out: Path) -> Path:
     return out / "kept.jsonl"
 
 
-def stage_tokenize(out: Path, cfg: PipelineConfig, rank: int = 0, world: int = 1) -> None:
+def stage_tokenize(out: Path, cfg: CurationConfig, rank: int = 0, world: int = 1) -> None:
     """The kept utterances' raw audio -> token shards in ``OUT/shards`` (transcript + speaker ride along)."""
     if cfg.tokenizer is None:
         return
@@ -264,8 +263,8 @@ def duration_histogram(all_durations: list[float], kept: list[float], path: Path
     return path
 
 
-def run_pipeline(
-    source: str | os.PathLike, out: str | os.PathLike, cfg: PipelineConfig, stages=STAGES, rank: int = 0, world: int = 1
+def run_curation(
+    source: str | os.PathLike, out: str | os.PathLike, cfg: CurationConfig, stages=STAGES, rank: int = 0, world: int = 1
 ) -> dict | None:
     """Run ``stages`` in order (call on every rank under torchrun; the report is rank 0's)."""
     from audiotok.train import barrier

@@ -12,7 +12,7 @@ from audiotok.data.prepare import prepare
 from recipes.codec.train import main
 from tests.conftest import run_two_cpu_ranks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "recipes" / "codec" / "configs" / "tiny.yaml")
 
 
@@ -29,12 +29,12 @@ def _args(manifest, out_dir, *extra):
 
 def test_two_steps_then_resume_two_more(manifest, tmp_path):
     out = tmp_path / "run"
-    main(_args(manifest, out, "optim.max_steps=2", "valid_every=2", "vq_warmup_steps=1", "pretrain_mel_steps=1"))
+    main(_args(manifest, out, "loop.max_steps=2", "loop.valid_every=2", "vq_warmup_steps=1", "pretrain_mel_steps=1"))
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["step"] == 2 and set(state) >= {"model", "discs", "opt_g", "opt_d", "sched_g", "sampler", "rng"}
     first = Codec.from_pretrained(out / "model.safetensors")
     assert first.quantizer.initialized
-    main(_args(manifest, out, "optim.max_steps=4", "vq_warmup_steps=1", "pretrain_mel_steps=1"))
+    main(_args(manifest, out, "loop.max_steps=4", "vq_warmup_steps=1", "pretrain_mel_steps=1"))
     assert torch.load(out / "last.pt", weights_only=False)["step"] == 4
     lines = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4]  # resumed at 3, not from scratch
@@ -47,12 +47,12 @@ def test_two_steps_then_resume_two_more(manifest, tmp_path):
 
 def test_dac_bug_switch_freezes_the_dac_discriminator(manifest, tmp_path):
     out = tmp_path / "bug"
-    main(_args(manifest, out, "optim.max_steps=2", "dac_bug=true"))
+    main(_args(manifest, out, "loop.max_steps=2", "dac_bug=true"))
     state = torch.load(out / "last.pt", weights_only=False)
     start = torch.load(out / "last.pt", weights_only=False)["discs"]
     dac_keys = [k for k in state["discs"] if k.startswith("dac.")]
     assert dac_keys
-    main(_args(manifest, out, "optim.max_steps=4", "dac_bug=true"))
+    main(_args(manifest, out, "loop.max_steps=4", "dac_bug=true"))
     after = torch.load(out / "last.pt", weights_only=False)["discs"]
     assert all(torch.equal(start[k], after[k]) for k in dac_keys)
     assert not all(torch.equal(start[k], after[k]) for k in start if k.startswith("mpd."))
@@ -61,7 +61,7 @@ def test_dac_bug_switch_freezes_the_dac_discriminator(manifest, tmp_path):
 def test_ddp_two_cpu_processes(manifest, tmp_path):
     out = tmp_path / "ddp"
     train = str(ROOT / "recipes" / "codec" / "train.py")
-    res = run_two_cpu_ranks([train, *_args(manifest, out, "optim.max_steps=2", "device=cpu")], port=29517)
+    res = run_two_cpu_ranks([train, *_args(manifest, out, "loop.max_steps=2", "device=cpu")], port=29517)
     assert res.returncode == 0, res.stderr[-3000:]
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["step"] == 2 and len(state["rng"]) == 2 and state["sampler"]["world_size"] == 2

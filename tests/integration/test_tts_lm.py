@@ -143,6 +143,20 @@ def test_saves_as_a_standard_hf_model_directory(lm, tok, tmp_path):
     assert again.generate([ids[0, :-2].tolist()], seed=1) == lm.generate([ids[0, :-2].tolist()], seed=1)
 
 
+def test_configs_saved_with_the_old_tokenizer_key_still_load(lm, tmp_path):
+    import json
+
+    from tts.lm import CONFIG_FILE
+
+    folder = lm.save_pretrained(tmp_path / "lm")
+    meta = json.loads((folder / CONFIG_FILE).read_text())
+    assert meta["config"]["semantic_tokenizer"] == "semantic"  # the audio tokenizer; lm.tokenizer is the text one
+    meta["config"]["tokenizer"] = meta["config"].pop("semantic_tokenizer")  # as older LMs (the bundled one) saved it
+    (folder / CONFIG_FILE).write_text(json.dumps(meta))
+    again = TTSLM.from_pretrained(folder)
+    assert again.config == lm.config and again.config.semantic_tokenizer == "semantic"
+
+
 @pytest.fixture(scope="module")
 def semantic_file(tmp_path_factory):
     from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
@@ -157,7 +171,7 @@ def semantic_file(tmp_path_factory):
 def _lm_args(tiny_corpus, semantic_file, out):
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return [
         "--config",
         str(root / "recipes/tts/configs/lm-tiny.yaml"),
@@ -231,12 +245,48 @@ def test_lm_recipe_reads_tokens_precomputed_with_audiotok_encode(tiny_corpus, se
         main([*_lm_args(tiny_corpus, other, tmp_path / "bad"), f"data.train_tokens={shards}", "loop.max_steps=1"])
 
 
+def test_token_cache_lines_are_the_projects_token_lines_and_old_caches_are_refused(
+    tiny_corpus, semantic_file, tmp_path
+):
+    import json
+
+    from audiotok.registry import load_tokenizer
+    from audiotok.tokens import TOKEN_FORMAT_VERSION, TokenFileError, iter_token_inputs
+    from tts.data import TokenSplits, cache_tokens, extract_tokens, read_tokens
+
+    semantic, name = load_tokenizer(str(semantic_file))
+    out = extract_tokens(tiny_corpus / "valid.jsonl", semantic, tmp_path / "tokens.jsonl", progress=False, name=name)
+    rows = read_tokens(out)
+    assert rows and all(r["format_version"] == TOKEN_FORMAT_VERSION and r["tokenizer"] == name for r in rows)
+    assert {"speaker", "text", "audio", "start", "end"} <= set(rows[0])
+    records = dict(iter_token_inputs([str(out)]))  # what `audiotok decode` reads, too
+    assert [list(records[r["id"]].codes) for r in rows] == [r["codes"] for r in rows]
+    assert extract_tokens(tiny_corpus / "valid.jsonl", semantic, out, progress=False, name=name).read_text() == (
+        out.read_text()
+    )  # resumed: nothing to add
+    # a cache of the old, unversioned rows: refused with what to do
+    old = tmp_path / "old"
+    old.mkdir()
+    keep = ("id", "speaker", "text", "audio", "start", "end", "codes")
+    (old / "tokens-valid.jsonl").write_text("".join(json.dumps({k: r[k] for k in keep}) + "\n" for r in rows))
+    with pytest.raises(TokenFileError, match="Delete the cache"):
+        read_tokens(old / "tokens-valid.jsonl")
+    (old / "tokens.json").write_text(json.dumps({"frame_rate": 25.0, "codebook_size": 6561}))
+    with pytest.raises(TokenFileError, match="Delete the cache"):
+        cache_tokens(
+            str(semantic_file),
+            TokenSplits(str(tiny_corpus / "train.jsonl"), str(tiny_corpus / "valid.jsonl")),
+            old,
+            6561,
+        )
+
+
 def test_lm_recipe_under_two_process_ddp(tiny_corpus, semantic_file, tmp_path):
     from pathlib import Path
 
     from tests.conftest import run_two_cpu_ranks
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path / "ddp"
     args = [str(root / "recipes/tts/train_lm.py"), *_lm_args(tiny_corpus, semantic_file, out), "loop.max_steps=2"]
     args.append("data.pack_tokens=256")  # packed rows under DDP
@@ -251,7 +301,7 @@ def test_lm_recipe_under_two_process_fsdp_saves_full_weights_and_resumes(tiny_co
     from audiotok.train.state import load_training_state
     from tests.conftest import run_two_cpu_ranks
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path / "fsdp"
     args = [str(root / "recipes/tts/train_lm.py"), *_lm_args(tiny_corpus, semantic_file, out), "fsdp=true"]
     res = run_two_cpu_ranks([*args, "loop.max_steps=2", "loop.valid_every=2", "device=cpu"], port=29561)

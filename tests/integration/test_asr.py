@@ -13,7 +13,7 @@ import whisper
 from asr.adapters import METHODS, Adapter, AdapterConfig, load_adapted, target_names
 from audiotok.whisper import new_whisper, save_openai, small_dims, transcribe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 D = 64  # model width of the tiny dims
 DIMS = small_dims(80, 2.0, D, 2, 2, n_text_ctx=32)
 
@@ -229,14 +229,14 @@ def test_adapt_recipe_runs_two_steps_and_resumes(child_corpus, tmp_path, unit):
         "data.n_workers=0",
         "data.n_valid=2",
         f"out_dir={out}",
-        "warmup_steps=1",
-        "log_every=1",
-        "save_every=2",
+        "loop.warmup_steps=1",
+        "loop.log_every=1",
+        "loop.save_every=2",
         "select_on=cer",
     ]
-    main([*args, "max_steps=2", "valid_every=2"])
+    main([*args, "loop.max_steps=2", "loop.valid_every=2"])
     assert (out / "adapter.safetensors").exists() and (out / "best" / "adapter.safetensors").exists()
-    main([*args, "max_steps=4", "valid_every=100"])
+    main([*args, "loop.max_steps=4", "loop.valid_every=100"])
     steps = [json.loads(line)["step"] for line in (out / "train.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
     chosen = json.loads((out / "best" / "metrics.json").read_text())
@@ -285,10 +285,10 @@ def test_adapt_recipe_under_ddp_with_shared_s2lora_factors(child_corpus, tmp_pat
         "data.batch_seconds=8.0",
         "data.n_workers=0",
         f"out_dir={out}",
-        "max_steps=2",
-        "warmup_steps=1",
-        "save_every=2",
-        "valid_every=100",
+        "loop.max_steps=2",
+        "loop.warmup_steps=1",
+        "loop.save_every=2",
+        "loop.valid_every=100",
         "device=cpu",
     ]
     res = run_two_cpu_ranks(args, port=29541)

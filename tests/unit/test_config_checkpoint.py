@@ -149,3 +149,15 @@ def test_bundle_stores_tensors_a_sibling_file_holds_only_once(tmp_path):
     tok.unlink()
     with pytest.raises(checkpoint.CheckpointError, match="missing"):
         checkpoint.load_model(asr)
+
+
+def test_a_partial_section_keeps_its_parents_defaults():
+    """``loop: {max_steps: 4}`` in a GAN recipe's YAML keeps the GAN's lr/betas/warm-up, not LoopConfig's own."""
+    from audiotok.config import from_dict
+    from audiotok.train.gan import GANTrainConfig
+    from audiotok.train.loop import LoopConfig
+
+    cfg = from_dict(GANTrainConfig, {"loop": {"max_steps": 4}})
+    assert cfg.loop.max_steps == 4
+    assert (cfg.loop.lr, cfg.loop.betas, cfg.loop.warmup_steps) == (2e-4, (0.9, 0.999), 0)
+    assert LoopConfig().warmup_steps != 0  # (the section class's own default differs)
