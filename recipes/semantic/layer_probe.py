@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     batches = []
     for i in range(0, len(utts), 8):
         chunk = utts[i : i + 8]
-        wavs = [resample(*_mono(u.audio), SAMPLE_RATE) for u in chunk]
+        wavs = [resample(*load(u.audio, mono=True), SAMPLE_RATE) for u in chunk]
         wav, lens = pad_sequences(wavs)
         batches.append((front(wav, lens), [u.text for u in chunk]))
     d = whisper.dims
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
         model = SupervisedTokenizerASR(cfg, whisper)
         with torch.no_grad():
             h = torch.cat([model.tokenize_hidden(mel) for mel, _ in batches], 1)
-            model.quantizer.init_from(h) if args.quantizer == "fsq" else model.quantizer.init_from(h.flatten(0, 1))
+            model.quantizer.init_from(h if args.quantizer == "fsq" else h.flatten(0, 1))
             model.eval()
             loss = sum(float(model(mel, texts)["asr"]) for mel, texts in batches) / len(batches)
         results["by_block"][k] = loss
@@ -73,11 +73,6 @@ def main(argv: list[str] | None = None) -> dict:
         with open(args.output, "w") as f:
             json.dump(results, f, indent=1)
     return results
-
-
-def _mono(path):
-    wav, sr = load(path, mono=True)
-    return wav, sr
 
 
 if __name__ == "__main__":
