@@ -2,12 +2,14 @@
 
     python app.py [--port 7860] [--share] [--model-dir DIR]
 
-Models load lazily on first use. The codec is the bundled default unless ``--model-dir``/``AUDIOTOK_CODEC``
-points at another checkpoint (ours, or with ``AUDIOTOK_CODEC_CONFIG`` an official WavTokenizer .ckpt + YAML). The
-semantic tab needs an S3 tokenizer: ``AUDIOTOK_S3=/path/to/state_dict.pt AUDIOTOK_S3_NAME=speech_tokenizer_v2_25hz``
-(or one of our semantic checkpoints). The ASR tab compares a Whisper model with and without an adapter: the bundled
-``whisper-synth`` and its child-domain S2-LoRA adapter, or ``AUDIOTOK_WHISPER`` (openai-whisper ``.pt`` or ours) and
-``AUDIOTOK_ASR_ADAPTER``. Binds to 127.0.0.1 unless ``--host`` says otherwise; ``--share`` is opt-in.
+Models load lazily on first use. Every model variable takes what the CLI's ``--model`` takes, through the one
+registry (a bundled name, a path in our or the official formats, an official name, a hub id ``org/name[:file]``).
+The codec is the bundled default unless ``--model-dir``/``AUDIOTOK_CODEC`` names another (``AUDIOTOK_CODEC_CONFIG``:
+an official WavTokenizer .ckpt's YAML when not found beside it). The semantic tab uses the bundled ``semantic`` or
+``AUDIOTOK_S3`` (e.g. ``speech_tokenizer_v2_25hz``; a state dict ``.pt`` with ``AUDIOTOK_S3_NAME=<official name>``).
+The ASR tab compares a Whisper model with and without an adapter: the bundled ``whisper-synth`` and its child-domain
+S2-LoRA adapter, or ``AUDIOTOK_WHISPER`` and ``AUDIOTOK_ASR_ADAPTER``. The TTS tab: the bundled ``tts`` or
+``AUDIOTOK_TTS``. Binds to 127.0.0.1 unless ``--host`` says otherwise; ``--share`` is opt-in.
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ def get_semantic():
         path = "semantic"
     if not path:
         raise DemoError(
-            "No semantic tokenizer configured: start the app with AUDIOTOK_S3=<state dict or "
-            "checkpoint> (and AUDIOTOK_S3_NAME=speech_tokenizer_v2_25hz for an official one)."
+            "No semantic tokenizer configured: start the app with AUDIOTOK_S3=<name, path or hub id>, e.g. "
+            "speech_tokenizer_v2_25hz (a state dict .pt also needs AUDIOTOK_S3_NAME=<its official name>)."
         )
     try:
         return SemanticTokenizer.from_pretrained(path, official=os.environ.get("AUDIOTOK_S3_NAME"))
@@ -86,14 +88,17 @@ def get_asr():
     from asr.adapters import load_adapted
     from audiotok.whisper import load_whisper
 
-    base = os.environ.get("AUDIOTOK_WHISPER") or registry.ASSETS / registry.BUNDLED["whisper-synth"].path
+    base = os.environ.get("AUDIOTOK_WHISPER") or "whisper-synth"
     adapter = os.environ.get("AUDIOTOK_ASR_ADAPTER") or registry.ASSETS / registry.BUNDLED["child-s2lora"].path
-    if not Path(base).is_file():
-        raise DemoError(
-            f"No Whisper model at {base}: start the app with AUDIOTOK_WHISPER=<whisper .pt or .safetensors>."
-        )
     try:
         plain = load_whisper(base)
+    except registry.ModelNotFound as err:
+        raise DemoError(
+            f"No Whisper model: {err}. Start the app with AUDIOTOK_WHISPER=<Whisper name, .pt, .safetensors or hub id>."
+        ) from None
+    except (FileNotFoundError, ValueError) as err:
+        raise DemoError(f"Cannot load the ASR models: {err}") from None
+    try:
         adapted = load_adapted(base, adapter) if Path(adapter).is_file() else None
     except (FileNotFoundError, ValueError) as err:
         raise DemoError(f"Cannot load the ASR models: {err}") from None
@@ -119,14 +124,14 @@ def asr_compare(path: str | None) -> dict:
 def get_tts():
     from tts.pipeline import TTS
 
-    folder = Path(os.environ.get("AUDIOTOK_TTS") or registry.ASSETS / registry.BUNDLED["tts"].path)
-    if not (folder / "pipeline.json").is_file():
-        raise DemoError(
-            f"No TTS model in {folder}: start the app with AUDIOTOK_TTS=<TTS folder with pipeline.json> "
-            "(recipes/tts/assemble.py makes one)."
-        )
+    spec = os.environ.get("AUDIOTOK_TTS") or "tts"
     try:
-        return TTS.from_pretrained(folder)
+        return TTS.from_pretrained(spec)
+    except registry.ModelNotFound as err:
+        raise DemoError(
+            f"No TTS model: {err}. Start the app with AUDIOTOK_TTS=<TTS folder with pipeline.json, or its hub id> "
+            "(recipes/tts/assemble.py makes one)."
+        ) from None
     except (FileNotFoundError, ValueError) as err:
         raise DemoError(f"Cannot load the TTS: {err}") from None
 

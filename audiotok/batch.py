@@ -159,132 +159,164 @@ def encode_long(model, wav: torch.Tensor, window: float, overlap: float) -> torc
     return codes
 
 
-def _output_path(opts: EncodeOptions, item: InputItem) -> Path:
-    return Path(opts.out) / (item.rel + TOKEN_SUFFIX)
+def _item_key(opts: EncodeOptions, item: InputItem) -> str:
+    """The key an item's tokens are stored under: its relative name (jsonl) or a tar-safe form of it (shards)."""
+    return item.rel if opts.format == "jsonl" else item.rel.replace("/", "__").replace(".", "_")
 
 
-def _done_keys(opts: EncodeOptions, ident: TokenizerId) -> set[str]:
-    """Items already encoded by this model (for jsonl/shards; files are checked one by one)."""
-    done: set[str] = set()
-    out = Path(opts.out)
-    if opts.format == "jsonl" and out.exists():
-        for line in out.read_text().splitlines():
-            try:
-                key, rec = from_json_line(line)
-            except (json.JSONDecodeError, KeyError, TokenFileError):
-                continue  # a line cut by a kill; it is redone
-            if rec.model.model_sha256 == ident.model_sha256:
-                done.add(key)
-    elif opts.format == "shards" and out.is_dir():
-        for shard in sorted(out.glob("*.tar")):
-            done.update(key for key, rec, _ in iter_shard(shard) if rec.model.model_sha256 == ident.model_sha256)
-    return done
+class TokenSink:
+    """Where encoded items go, in one of :data:`FORMATS`: knows what is already there for this model, writes
+    each item atomically (files) or appends it (jsonl, shards), and records per-file failures."""
 
+    def __init__(self, opts: EncodeOptions, ident: TokenizerId):
+        if opts.format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}")
+        self.opts, self.ident, self.out = opts, ident, Path(opts.out)
+        self.failures: list[dict] = []
+        self._done = set() if opts.overwrite or opts.format == "files" else self._done_keys()
+        self._writer: ShardWriter | None = None
+        self._jsonl = None
 
-def encode_items(model, name: str, items: list[InputItem], opts: EncodeOptions) -> RunSummary:
-    """Encode ``items`` with ``model`` as ``opts`` says; returns what happened."""
-    if opts.format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}")
-    t0 = time.time()
-    ident = model_identity(model, name)
-    summary = RunSummary()
-    items = items[opts.rank :: opts.world_size]
-    key_of = {it.rel: it.rel.replace("/", "__").replace(".", "_") for it in items}
-    done = _done_keys(opts, ident) if not opts.overwrite else set()
-    todo = []
-    for it in items:
-        if opts.format == "files":
-            out = _output_path(opts, it)
-            if out.exists() and not opts.overwrite:
+    def _done_keys(self) -> set[str]:
+        """Keys already encoded by this model in a jsonl file or shard folder."""
+        sha, done = self.ident.model_sha256, set()
+        if self.opts.format == "jsonl" and self.out.exists():
+            for line in self.out.read_text().splitlines():
                 try:
-                    if read_token_header(out).get("model_sha256") == ident.model_sha256:
-                        summary.skipped += 1
-                        continue
-                except (OSError, ValueError):
-                    pass  # unreadable: redo it
-        elif (it.rel if opts.format == "jsonl" else key_of[it.rel]) in done:
-            summary.skipped += 1
-            continue
-        todo.append(it)
-    durations = []
-    for it in todo:
+                    key, rec = from_json_line(line)
+                except (json.JSONDecodeError, KeyError, TokenFileError):
+                    continue  # a line cut by a kill; it is redone
+                if rec.model.model_sha256 == sha:
+                    done.add(key)
+        elif self.opts.format == "shards" and self.out.is_dir():
+            for shard in sorted(self.out.glob("*.tar")):
+                done.update(key for key, rec, _ in iter_shard(shard) if rec.model.model_sha256 == sha)
+        return done
+
+    def _file(self, item: InputItem) -> Path:
+        return self.out / (item.rel + TOKEN_SUFFIX)
+
+    def has(self, item: InputItem) -> bool:
+        """Whether ``item`` was already encoded by this model (and ``overwrite`` is off)."""
+        if self.opts.overwrite:
+            return False
+        if self.opts.format != "files":
+            return _item_key(self.opts, item) in self._done
+        out = self._file(item)
         try:
-            info = audio.info(it.path)
-            full = info.duration
-            durations.append((it.end or full) - (it.start or 0.0))
+            return out.exists() and read_token_header(out).get("model_sha256") == self.ident.model_sha256
+        except (OSError, ValueError):
+            return False  # unreadable: redo it
+
+    def __enter__(self) -> TokenSink:
+        opts = self.opts
+        if opts.format == "shards":
+            start = len(list(self.out.glob(f"rank{opts.rank}-*.tar"))) if self.out.is_dir() else 0
+            self._writer = ShardWriter(opts.out, opts.shard_size, prefix=f"rank{opts.rank}", start=start)
+        elif opts.format == "jsonl":
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            _drop_partial_last_line(self.out)
+            self._jsonl = open(self.out, "a")
+        return self
+
+    def write(self, item: InputItem, codes: torch.Tensor, n_samples: int) -> None:
+        rec = TokenRecord(codes.cpu().numpy().astype(np.int64), self.ident, n_samples, item.path)
+        if self._writer is not None:
+            self._writer.write(_item_key(self.opts, item), rec, item.text)
+        elif self._jsonl is not None:
+            self._jsonl.write(to_json_line(item.rel, rec) + "\n")
+            self._jsonl.flush()
+        else:
+            save_tokens(self._file(item), rec)
+
+    def fail(self, item: InputItem, reason: str) -> None:
+        self.failures.append({"path": item.path, "reason": reason})
+        if self.opts.fail_fast:
+            raise RuntimeError(f"{item.path}: {reason} (--fail-fast)")
+
+    def __exit__(self, *exc) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self.failures:
+            opts = self.opts
+            folder = self.out if opts.format != "jsonl" else self.out.parent
+            path = folder / ("failed.jsonl" if opts.world_size == 1 else f"failed.rank{opts.rank}.jsonl")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                tmp.write_text("".join(json.dumps(f) + "\n" for f in self.failures))
+
+
+def _durations(items: list[InputItem]) -> list[float]:
+    """Seconds of each item from the file header (0 for unreadable files: they are reported when loaded)."""
+    out = []
+    for it in items:
+        try:
+            out.append((it.end or audio.info(it.path).duration) - (it.start or 0.0))
         except AudioError:
-            durations.append(0.0)  # reported when loaded
-    writer = (
-        ShardWriter(
-            opts.out,
-            opts.shard_size,
-            prefix=f"rank{opts.rank}",
-            start=len(list(Path(opts.out).glob(f"rank{opts.rank}-*.tar"))) if Path(opts.out).is_dir() else 0,
-        )
-        if opts.format == "shards"
-        else None
+            out.append(0.0)
+    return out
+
+
+def _short_batches(durations: list[float], indices: list[int], batch_seconds: float) -> list[list[int]]:
+    """Batches of ``indices`` by duration; ``batch_seconds <= 0``: one file per batch (fastest on CPUs)."""
+    one_each = batch_seconds <= 0
+    sampler = DurationBatchSampler(
+        [max(durations[i], 1e-3) for i in indices],
+        float("inf") if one_each else batch_seconds,
+        max_items=1 if one_each else None,
+        shuffle=False,
+        rank=0,
+        world_size=1,
     )
-    jsonl = None
-    if opts.format == "jsonl":
-        Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
-        _drop_partial_last_line(Path(opts.out))
-        jsonl = open(opts.out, "a")
-    failed_path = Path(opts.out if opts.format != "jsonl" else Path(opts.out).parent) / (
-        "failed.jsonl" if opts.world_size == 1 else f"failed.rank{opts.rank}.jsonl"
-    )
-    total_seconds = sum(durations)
-    bar = tqdm(
-        total=total_seconds,
+    return [[indices[j] for j in b] for b in sampler.epoch_batches(0)]
+
+
+def _progress(name: str, total: float, enabled: bool) -> tqdm:
+    return tqdm(
+        total=total,
         unit="s",
-        disable=not opts.progress,
+        disable=not enabled,
         desc=f"encode [{name}]",
         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}{postfix}]",
     )
-    # the codec encodes long files in windows here; the S3 tokenizer windows them itself, as its reference does
-    window = opts.window_seconds if hasattr(model, "hop_length") else float("inf")
-    long = [i for i, d in enumerate(durations) if d > window]
-    short = [i for i, d in enumerate(durations) if d <= window]
 
-    def emit(i: int, codes: torch.Tensor, n_samples: int) -> None:
-        it = todo[i]
-        rec = TokenRecord(codes.cpu().numpy().astype(np.int64), ident, n_samples, it.path)
-        if opts.format == "files":
-            save_tokens(_output_path(opts, it), rec)
-        elif opts.format == "jsonl":
-            jsonl.write(to_json_line(it.rel, rec) + "\n")
-            jsonl.flush()
-        else:
-            writer.write(key_of[it.rel], rec, it.text)
-        summary.ok += 1
-        summary.seconds += n_samples / model.sample_rate
 
-    def fail(i: int, reason: str) -> None:
-        summary.failed += 1
-        summary.failures.append({"path": todo[i].path, "reason": reason})
-        if opts.fail_fast:
-            raise RuntimeError(f"{todo[i].path}: {reason} (--fail-fast)")
+def encode_items(model, name: str, items: list[InputItem], opts: EncodeOptions) -> RunSummary:
+    """Encode ``items`` with ``model`` as ``opts`` says (this rank's share; items already done are skipped);
+    returns what happened. Short files are batched by duration; files longer than ``window_seconds`` are encoded
+    in overlapping windows (codec) or by the tokenizer's own windowing (S3)."""
+    t0, summary = time.time(), RunSummary()
+    items = items[opts.rank :: opts.world_size]
+    with TokenSink(opts, model_identity(model, name)) as sink:
+        todo = [it for it in items if not sink.has(it)]
+        summary.skipped = len(items) - len(todo)
+        durations = _durations(todo)
+        window = opts.window_seconds if hasattr(model, "hop_length") else float("inf")
+        dataset = _AudioItems(todo, model.sample_rate)
+        bar = _progress(name, sum(durations), opts.progress)
 
-    dataset = _AudioItems(todo, model.sample_rate)
-    try:
-        if short:
-            one_each = opts.batch_seconds <= 0  # one file per batch: fastest on CPUs (bench/cli.py)
-            sampler = DurationBatchSampler(
-                [max(durations[i], 1e-3) for i in short],
-                float("inf") if one_each else opts.batch_seconds,
-                max_items=1 if one_each else None,
-                shuffle=False,
-                rank=0,
-                world_size=1,
-            )
-            batches = [[short[j] for j in b] for b in sampler.epoch_batches(0)]
+        def emit(i: int, codes: torch.Tensor, n_samples: int) -> None:
+            sink.write(todo[i], codes, n_samples)
+            summary.ok += 1
+            summary.seconds += n_samples / model.sample_rate
+
+        def fail(i: int, reason: str) -> None:
+            summary.failed += 1
+            sink.fail(todo[i], reason)
+
+        try:
+            short = [i for i, d in enumerate(durations) if d <= window]
+            batches = _short_batches(durations, short, opts.batch_seconds) if short else []
             loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collate, num_workers=opts.n_workers)
-            for batch in loader:
+            for batch in loader if batches else []:
                 good = []
                 for i, wav, err in batch:
-                    if err is not None:
-                        fail(i, err)
-                    else:
+                    if err is None:
                         good.append((i, wav))
+                    else:
+                        fail(i, err)
                 if good:
                     wavs, lens = pad_sequences([w for _, w in good])
                     codes, code_lens = model.encode(wavs, lens)
@@ -295,23 +327,16 @@ def encode_items(model, name: str, items: list[InputItem], opts: EncodeOptions) 
                 bar.set_postfix_str(
                     f"{summary.ok} ok, {summary.failed} failed, {summary.seconds / 3600:.2f} h, {speed:.0f}x realtime"
                 )
-        for i in long:
-            _, wav, err = dataset[i]
-            if err is not None:
-                fail(i, err)
-            else:
-                emit(i, encode_long(model, wav, opts.window_seconds, opts.overlap_seconds), wav.shape[-1])
-            bar.update(durations[i])
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-        if jsonl is not None:
-            jsonl.close()
-        if summary.failures:
-            failed_path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(failed_path) as tmp:
-                tmp.write_text("".join(json.dumps(f) + "\n" for f in summary.failures))
+            for i in (i for i, d in enumerate(durations) if d > window):
+                _, wav, err = dataset[i]
+                if err is not None:
+                    fail(i, err)
+                else:
+                    emit(i, encode_long(model, wav, opts.window_seconds, opts.overlap_seconds), wav.shape[-1])
+                bar.update(durations[i])
+        finally:
+            bar.close()
+            summary.failures = sink.failures
     summary.wall = time.time() - t0
     return summary
 

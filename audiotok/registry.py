@@ -1,17 +1,22 @@
 """The one model registry: every model type, every bundled name and its layout, and one loader.
 
-``load(name_or_path, kind=None, device=...)`` turns what a user types into a model. What it is comes from a list
-of small resolvers tried in order (:data:`RESOLVERS`), each ``(name_or_path, kind) -> Resolved | None``:
+``load(name_or_path, kind=None, device=..., revision=None, cache_dir=None)`` turns what a user types into a model.
+What it is comes from a list of small resolvers tried in order (:data:`RESOLVERS`), each ``(Query) -> Resolved |
+None`` (None: not mine; :class:`ModelNotFound`: mine, but it cannot be had — the message says why and what to do):
 
 1. a bundled name (:data:`BUNDLED`: ``codec``, ``semantic``, ``tts``, ...), files under ``audiotok/assets/``;
 2. a local file or folder: our safetensors (its header's ``model_type``), a TTS folder (``pipeline.json``), an HF LM
-   folder of the TTS, a folder holding ``model.safetensors``, an official WavTokenizer ``.ckpt`` (+ its YAML), an
-   openai-whisper ``.pt``;
-3. a Whisper name (``tiny.en``, ``base``, ...: :mod:`audiotok.whisper.pretrained`, packaged copies included).
+   folder of the TTS, a folder holding ``model.safetensors``, an official WavTokenizer ``.ckpt`` (its YAML: passed,
+   beside it with the same stem, or built in for a released file), an S3Tokenizer ``.onnx``, an openai-whisper ``.pt``;
+3. a Whisper name (``tiny.en``, ``base``, ...: :mod:`audiotok.whisper.pretrained`, packaged copies included);
+4. an official S3Tokenizer name (``speech_tokenizer_v1``, ``speech_tokenizer_v1_25hz``, ``speech_tokenizer_v2_25hz``),
+   from the ``s3tokenizer`` package's cache or its download (:mod:`audiotok.hubs`);
+5. a Hugging Face hub id ``org/name`` or ``org/name:file`` (``revision=``, ``cache_dir=``; :mod:`audiotok.hubs`).
 
-Every class's ``from_pretrained(name_or_path=None, device=...)`` calls :func:`load` with its ``kind``; with no name
-it loads the kind's default (:data:`DEFAULTS`). The model classes live in :data:`MODEL_TYPES` as ``"module:Class"``
-strings, imported on use — so the core imports neither ``tts`` nor ``asr``.
+Every class's ``from_pretrained(name_or_path=None, device=..., revision=None, cache_dir=None)`` is the one of
+:class:`Pretrained`, which calls :func:`load` with the class's ``kind``; with no name it loads the kind's default
+(:data:`DEFAULTS`). The model classes live in :data:`MODEL_TYPES` as ``"module:Class"`` strings, imported on use —
+so the core imports neither ``tts`` nor ``asr``.
 """
 
 from __future__ import annotations
@@ -99,6 +104,16 @@ class ModelNotFound(FileNotFoundError, CheckpointError):
     ``FileNotFoundError`` and a :class:`~audiotok.checkpoint.CheckpointError`)."""
 
 
+@dataclass(frozen=True)
+class Query:
+    """What a resolver is asked: the string the user typed, the kind wanted, and where hub files come from."""
+
+    spec: str
+    kind: str | None = None
+    revision: str | None = None  # a hub branch, tag or commit
+    cache_dir: str | None = None  # the hub cache (or the s3tokenizer cache, for its names)
+
+
 @dataclass
 class Resolved:
     """What a name or path is: a local ``path`` holding a model of ``model_type``; ``name`` identifies it (token
@@ -133,7 +148,8 @@ def bundled_path(name: str) -> Path:
     return path
 
 
-def _from_bundled(spec: str, kind: str | None) -> Resolved | None:
+def _from_bundled(q: Query) -> Resolved | None:
+    spec = q.spec
     if len(Path(spec).parts) != 1:  # a bundled name wins over a local folder of that name (use ./NAME for it)
         return None
     entry = BUNDLED.get(spec) or next((b for b in installed() if b.name == spec), None)
@@ -156,15 +172,20 @@ def model_type_of(path: Path) -> str | None:
         return read_metadata(path).get("model_type") or None
     if path.suffix == ".ckpt":
         return "audiotok-codec"  # an official WavTokenizer checkpoint (needs its YAML)
+    if path.suffix == ".onnx":
+        return "audiotok-s3"  # an official S3Tokenizer release
     if path.suffix == ".pt":
         return "openai-whisper"
     return None
 
 
-def _from_path(spec: str, kind: str | None) -> Resolved | None:
-    path = Path(spec).expanduser()
-    if not path.exists():
-        return None
+def _from_path(q: Query) -> Resolved | None:
+    path = Path(q.spec).expanduser()
+    return resolve_path(path) if path.exists() else None
+
+
+def resolve_path(path: Path) -> Resolved:
+    """What an existing local file or folder holds (an official ``.ckpt`` with its config when one is found)."""
     model_type = model_type_of(path)
     if model_type is None and path.is_dir():
         raise ModelNotFound(
@@ -175,40 +196,73 @@ def _from_path(spec: str, kind: str | None) -> Resolved | None:
         raise CheckpointError(f"{path}: not a model this suite reads (no model_type header, no known layout)")
     if path.is_dir() and model_type not in ("audiotok-tts", "audiotok-tts-lm"):
         path = path / "model.safetensors"
-    return Resolved(path, model_type, path.stem if path.is_file() else path.name, "local path")
+    options = {}
+    if path.suffix == ".ckpt":  # its YAML: the one with the same stem beside it, or a known release's
+        from audiotok.codec.official import pick_config
+
+        config = pick_config(path.name, [p.name for p in path.parent.glob(f"{path.stem}.y*ml")])
+        if config is not None:
+            options["config"] = path.parent / config if isinstance(config, str) else config
+    return Resolved(path, model_type, path.stem if path.is_file() else path.name, "local path", options)
 
 
-def _from_whisper_name(spec: str, kind: str | None) -> Resolved | None:
-    if kind not in (None, "whisper"):
+def _from_whisper_name(q: Query) -> Resolved | None:
+    if q.kind not in (None, "whisper"):
         return None
     import whisper
 
-    if spec not in whisper.available_models():
+    if q.spec not in whisper.available_models():
         return None
-    return Resolved(Path(spec), "openai-whisper", spec, "whisper name", {"whisper_name": spec})
+    return Resolved(Path(q.spec), "openai-whisper", q.spec, "whisper name", {"whisper_name": q.spec})
 
 
-RESOLVERS: list[Callable[[str, str | None], Resolved | None]] = [_from_bundled, _from_path, _from_whisper_name]
+def _from_s3_name(q: Query) -> Resolved | None:
+    from audiotok.hubs import resolve_s3_name  # imports nothing heavy until a name matches
+
+    return resolve_s3_name(q)
 
 
-def resolve(name_or_path: str | os.PathLike | None, kind: str | None = None) -> Resolved:
-    """What ``name_or_path`` is (None: ``kind``'s default), through :data:`RESOLVERS`; checks it is a ``kind``."""
+def _from_hub(q: Query) -> Resolved | None:
+    from audiotok.hubs import resolve_hub
+
+    return resolve_hub(q)
+
+
+RESOLVERS: list[Callable[[Query], Resolved | None]] = [
+    _from_bundled,
+    _from_path,
+    _from_whisper_name,
+    _from_s3_name,
+    _from_hub,
+]
+
+
+def resolve(
+    name_or_path: str | os.PathLike | None,
+    kind: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Resolved:
+    """What ``name_or_path`` is (None: ``kind``'s default), through :data:`RESOLVERS`; checks it is a ``kind``.
+    ``revision`` and ``cache_dir`` apply to hub ids (``cache_dir`` also to the s3tokenizer names' downloads)."""
     if name_or_path is None:
         if kind not in DEFAULTS:
             raise ValueError(f"a {kind or 'model'} needs a name or path (no default)")
         name_or_path = DEFAULTS[kind]
-    spec = str(name_or_path)
+    q = Query(str(name_or_path), kind, revision, str(cache_dir) if cache_dir is not None else None)
     for resolver in RESOLVERS:
-        found = resolver(spec, kind)
+        found = resolver(q)
         if found is not None:
             if kind is not None and found.model_type not in KINDS[kind]:
-                raise CheckpointError(f"{spec}: holds a {found.model_type!r}, not a {kind} model")
+                raise CheckpointError(f"{q.spec}: holds a {found.model_type!r}, not a {kind} model")
+            if revision is not None and not found.source.startswith("hub"):
+                raise ValueError(f"revision={revision!r} applies to hub ids; {q.spec!r} is a {found.source}")
             return found
     names = ", ".join(b.name for b in installed())
     raise ModelNotFound(
-        f"{spec!r} is not a bundled model ({names}), not an existing file or folder"
+        f"{q.spec!r} is not a bundled model ({names}), not an existing file or folder"
         + (", nor a Whisper name" if kind in (None, "whisper") else "")
-        + ": pass a path, or see `audiotok models`"
+        + ", nor a hub id (org/name): pass a path, or see `audiotok models`"
     )
 
 
@@ -219,12 +273,20 @@ def model_class(model_type: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def load(name_or_path: str | os.PathLike | None = None, kind: str | None = None, device: str = "cpu", **options):
+def load(
+    name_or_path: str | os.PathLike | None = None,
+    kind: str | None = None,
+    device: str = "cpu",
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    **options,
+):
     """Load a model: ``name_or_path`` through :func:`resolve`, then the class's own file reader
-        (``cls.load_resolved(resolved, device, **options)`` where a class has one, else
-    :func:`audiotok.checkpoint.load_model`; Whisper models through :func:`audiotok.whisper.load_whisper`)."""
-    resolved = resolve(name_or_path, kind)
-    resolved.options.update(options)
+    (``cls.load_resolved(resolved, device, **options)`` where a class has one, else
+    :func:`audiotok.checkpoint.load_model`; Whisper models through :func:`audiotok.whisper.load_whisper`).
+    ``options`` that are not None override what the resolver found (e.g. a WavTokenizer ``config``)."""
+    resolved = resolve(name_or_path, kind, revision, cache_dir)
+    resolved.options.update({k: v for k, v in options.items() if v is not None})
     if resolved.model_type == "openai-whisper":
         from audiotok.whisper import load_whisper
 
@@ -240,18 +302,50 @@ def load(name_or_path: str | os.PathLike | None = None, kind: str | None = None,
 
 
 def load_tokenizer(
-    name_or_path: str | None = None, device: str = "cpu", config: str | None = None, official: str | None = None
+    name_or_path: str | None = None,
+    device: str = "cpu",
+    config: str | None = None,
+    official: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
 ):
-    """``(model, name)`` for ``--model`` of ``audiotok encode``/``decode``: a codec or a semantic tokenizer (told
-    apart by the checkpoint's header; default: the bundled codec), an official WavTokenizer ``.ckpt`` with its YAML
+    """``(model, name)`` for ``--model`` of ``audiotok encode``/``decode``: anything :func:`resolve` takes that is a
+    codec or a semantic tokenizer (default: the bundled codec), an official WavTokenizer ``.ckpt`` with its YAML
     ``config``, or an official S3Tokenizer state dict with ``official`` (e.g. ``speech_tokenizer_v2_25hz``). The
-    name is what token files record as their tokenizer."""
+    name is what token files record as their tokenizer: a local path as typed, else the bundled or official name,
+    the checkpoint's stem or the hub id."""
     if official is not None:
         from audiotok.semantic import SemanticTokenizer
 
-        return SemanticTokenizer.from_pretrained(name_or_path, device=device, official=official), official
-    resolved = resolve(name_or_path, "tokenizer")
-    options = {"config": config} if resolved.model_type == "audiotok-codec" else {}
-    model = model_class(resolved.model_type).load_resolved(resolved, device=device, **options)
-    name = resolved.name if resolved.source.startswith("bundled") or resolved.path.suffix == ".ckpt" else name_or_path
-    return model, str(name)
+        model = SemanticTokenizer.from_pretrained(name_or_path, device, revision, cache_dir, official=official)
+        return model, official
+    resolved = resolve(name_or_path, "tokenizer", revision, cache_dir)
+    if config is not None and resolved.model_type == "audiotok-codec":
+        resolved.options["config"] = config
+    model = model_class(resolved.model_type).load_resolved(resolved, device=device, **resolved.options)
+    typed = resolved.source == "local path" and resolved.path.suffix not in (".ckpt", ".onnx")
+    return model, str(name_or_path if typed else resolved.name)
+
+
+class Pretrained:
+    """The one ``from_pretrained`` of every model class: a class sets ``registry_kind`` (a key of :data:`KINDS`)
+    and gets everything :func:`load` resolves: bundled names, local files in our or the official formats, official
+    names and hub ids."""
+
+    registry_kind: str
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        device: str | Any = "cpu",
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        **options,
+    ):
+        """Load ``name_or_path`` (None: the kind's default) onto ``device``; ``revision``/``cache_dir`` for hub ids.
+
+        Raises:
+            ModelNotFound: nothing could be loaded; the message says what was tried and what to do.
+        """
+        return load(name_or_path, cls.registry_kind, device=device, revision=revision, cache_dir=cache_dir, **options)

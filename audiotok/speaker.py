@@ -21,6 +21,7 @@ from audiotok.audio import resample
 from audiotok.data.dataset import as_padded_batch
 from audiotok.data.features import KaldiFbank
 from audiotok.nn.masks import sequence_mask
+from audiotok.registry import Pretrained
 
 
 @dataclass
@@ -31,10 +32,11 @@ class SpeakerConfig:
     n_speakers: int = 0  # classifier size when trained (0: embedding only)
 
 
-class SpeakerEncoder(nn.Module):
+class SpeakerEncoder(Pretrained, nn.Module):
     """x-vector style: five TDNN layers (context 5, 3/dil 2, 3/dil 3, 1, 1), statistics pooling, embedding."""
 
     model_type = "audiotok-speaker"
+    registry_kind = "speaker"  # from_pretrained(): the bundled ``speaker``, or any name or path the registry takes
     config_class = SpeakerConfig
     sample_rate = 16000
 
@@ -85,12 +87,3 @@ class SpeakerEncoder(nn.Module):
         from audiotok.checkpoint import save_model
 
         return save_model(self, path)
-
-    @classmethod
-    def from_pretrained(
-        cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
-    ) -> SpeakerEncoder:
-        """The bundled ``speaker`` (no argument), or a name or path (:mod:`audiotok.registry`)."""
-        from audiotok.registry import load
-
-        return load(name_or_path, "speaker", device=device)

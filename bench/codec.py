@@ -26,18 +26,33 @@ SECONDS = 10.0
 SAMPLE_RATE = 24000
 
 
+def ours_codec(config: str, device: str, init_wav: torch.Tensor | None = None, kmeans_iters: int = 10):
+    """Our codec at a named config (``audiotok.codec.codec_config``), random weights, on ``device`` in eval mode.
+    With ``init_wav`` (B, T) the codebook is a short k-means over its latents (so codes vary and comparing them
+    means something); without, the codebook is left as built (all zeros: every frame gets code 0)."""
+    from audiotok.codec import Codec, codec_config
+
+    model = Codec(codec_config(config)).to(device).eval()
+    if init_wav is not None:
+        with torch.inference_mode():
+            z, lens = model.latents(
+                init_wav.to(device), torch.full((init_wav.shape[0],), init_wav.shape[1], device=device)
+            )
+        model.quantizer.init_from_latents(z.transpose(1, 2).reshape(-1, z.shape[1]).clone(), kmeans_iters)
+    model.quantizer.vq._codebook.initted.fill_(True)
+    return model
+
+
 def build(name: str, device: str):
     """Return (encode_fn, decode_fn) taking/returning tensors on ``device``."""
     if name.startswith("ours") or name == "bundled":
-        from audiotok.codec import Codec, codec_config
+        from audiotok.codec import Codec
 
-        model = (
-            Codec.from_pretrained()
-            if name == "bundled"
-            else Codec(codec_config("wavtokenizer-75" if name == "ours-75" else "wavtokenizer-40"))
-        )
-        model.quantizer.vq._codebook.initted.fill_(True)
-        model = model.to(device).eval()
+        if name == "bundled":
+            model = Codec.from_pretrained().to(device).eval()
+            model.quantizer.vq._codebook.initted.fill_(True)
+        else:
+            model = ours_codec("wavtokenizer-75" if name == "ours-75" else "wavtokenizer-40", device)
         return (lambda x: model.encode(x)), (lambda c: model.decode(*c))
     if name == "encodec-24k":
         from encodec import EncodecModel

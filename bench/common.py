@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 
 def timed(fn, repeats: int, sync=lambda: None) -> float:
@@ -16,3 +17,10 @@ def timed(fn, repeats: int, sync=lambda: None) -> float:
         sync()
         best = min(best, time.perf_counter() - t)
     return best
+
+
+def device_sync(device: str) -> Callable[[], None]:
+    """What waits for ``device``'s queued work: ``torch.cuda.synchronize`` on CUDA, nothing on a CPU."""
+    import torch
+
+    return torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)

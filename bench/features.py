@@ -12,7 +12,6 @@ import argparse
 import platform
 from pathlib import Path
 
-import librosa
 import numpy as np
 import torch
 from common import timed
@@ -25,13 +24,40 @@ from audiotok.data.sampler import DurationBatchSampler
 from audiotok.data.synth import CorpusConfig, build_corpus
 
 
+def librosa_whisper_filters() -> np.ndarray:
+    """The 80-bin Whisper filterbank (16 kHz, n_fft 400) as librosa makes it."""
+    import librosa
+
+    return librosa.filters.mel(sr=16000, n_fft=400, n_mels=80)
+
+
 def librosa_whisper_mel(wav: np.ndarray, filters: np.ndarray) -> np.ndarray:
     """Whisper's log-mel, one file at a time with librosa (what a typical data script does)."""
+    import librosa
+
     spec = np.abs(librosa.stft(wav, n_fft=400, hop_length=160, window="hann", center=True, pad_mode="reflect"))
     mel = filters @ (spec[:, :-1] ** 2)
     log_spec = np.log10(np.maximum(mel, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
     return (log_spec + 4.0) / 4.0
+
+
+def librosa_cosyvoice_filters() -> np.ndarray:
+    """CosyVoice 2's flow mel filterbank (24 kHz, n_fft 1920, 80 bins up to 8 kHz), as librosa makes it."""
+    import librosa
+
+    return librosa.filters.mel(sr=24000, n_fft=1920, n_mels=80, fmax=8000.0)
+
+
+def librosa_cosyvoice_mel(wav: np.ndarray, filters: np.ndarray, n_fft: int = 1920, hop: int = 480) -> np.ndarray:
+    """CosyVoice 2's flow mel (matcha's ``mel_spectrogram``: reflect pad ``(n_fft - hop) / 2`` each side, no
+    centring, ``sqrt(|X|^2 + 1e-9)``, ``ln(max(x, 1e-5))``), one file at a time with librosa."""
+    import librosa
+
+    pad = (n_fft - hop) // 2
+    spec = librosa.stft(np.pad(wav, (pad, pad), mode="reflect"), n_fft=n_fft, hop_length=hop, center=False)
+    mag = np.sqrt(spec.real**2 + spec.imag**2 + 1e-9)
+    return np.log(np.maximum(filters @ mag, 1e-5))
 
 
 def main() -> None:
@@ -53,7 +79,7 @@ def main() -> None:
         wavs.append(resample(wav, sample_rate, 16000))
     hours = sum(w.shape[0] for w in wavs) / 16000 / 3600
 
-    filters = librosa.filters.mel(sr=16000, n_fft=400, n_mels=80)
+    filters = librosa_whisper_filters()
     np_wavs = [w.numpy() for w in wavs]
     t_librosa = timed(lambda: [librosa_whisper_mel(w, filters) for w in np_wavs], args.repeats)
 

@@ -9,16 +9,71 @@ batched on the device, the reference per utterance as its README shows), and che
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import torch
-from common import timed
+from common import device_sync, timed
 
-from audiotok.semantic import OFFICIAL, SemanticTokenizer
+from audiotok.semantic import OFFICIAL, S3Config, SemanticTokenizer
+
+
+def reference_model(name: str, device: str, config: S3Config | None = None, use_sdpa: bool = False):
+    """The ``s3tokenizer`` package's model of the official architecture ``name`` (or of ``config``, a smaller one
+    of the same version), random weights, on ``device``, in eval mode."""
+    import s3tokenizer
+
+    cfg = config or OFFICIAL[name]
+    module = s3tokenizer.model_v2 if cfg.version == "v2" else s3tokenizer.model
+    ref_cfg = module.ModelConfig(
+        n_mels=cfg.n_mels,
+        n_audio_ctx=cfg.n_ctx,
+        n_audio_state=cfg.dim,
+        n_audio_head=cfg.n_heads,
+        n_audio_layer=cfg.n_layers,
+        n_codebook_size=cfg.codebook_size,
+        use_sdpa=use_sdpa,
+    )
+    if cfg.version == "v2":
+        ref = module.S3TokenizerV2(name, ref_cfg)
+    else:
+        ref = module.S3Tokenizer(name, ref_cfg)
+        ref.quantizer._codebook.embed.normal_()
+    return ref.to(device).eval()
+
+
+def build_pair(name: str, device: str, config: S3Config | None = None, use_sdpa: bool = False):
+    """(reference model, ours) of ``name`` (or ``config``), the same random weights in both, on ``device``."""
+    ref = reference_model(name, device, config, use_sdpa)
+    ours = SemanticTokenizer(config or OFFICIAL[name])
+    ours.load_official_state_dict(ref.state_dict())
+    return ref, ours.to(device).eval()
+
+
+def reference_runner(ref, wavs: list[torch.Tensor], device: str, n_mels: int = 128) -> Callable:
+    """The package's batch path: a log-mel per utterance, ``s3tokenizer.padding``, one ``quantize`` call."""
+    import s3tokenizer
+
+    def run():
+        mels = [s3tokenizer.log_mel_spectrogram(w.to(device), n_mels=n_mels) for w in wavs]
+        mel, lens = s3tokenizer.padding(mels)
+        with torch.inference_mode():
+            return ref.quantize(mel.to(device), lens.to(device))
+
+    return run
+
+
+def same_tokens(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> tuple[bool, float]:
+    """(identical?, fraction of valid token positions that differ) of two ``(codes, code_lens)`` results."""
+    (ca, la), (cb, lb) = (a[0].cpu().long(), a[1].cpu().long()), (b[0].cpu().long(), b[1].cpu().long())
+    if not torch.equal(la, lb):
+        return False, 1.0
+    L = min(ca.shape[1], cb.shape[1])
+    valid = torch.arange(L)[None] < la[:, None]
+    differ = int(((ca[:, :L] != cb[:, :L]) & valid).sum())
+    return differ == 0, differ / max(int(valid.sum()), 1)
 
 
 def main() -> None:
-    import s3tokenizer
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", default="speech_tokenizer_v2_25hz", choices=sorted(OFFICIAL))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -27,16 +82,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     torch.manual_seed(0)
-    if "v2" in args.name:
-        ref = s3tokenizer.model_v2.S3TokenizerV2(args.name)
-    else:
-        ref = s3tokenizer.model.S3Tokenizer(args.name)
-        ref.quantizer._codebook.embed.normal_()
-    ref = ref.to(args.device).eval()
-    ours = SemanticTokenizer(OFFICIAL[args.name])
-    ours.load_official_state_dict(ref.state_dict())
-    ours = ours.to(args.device).eval()
-    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    ref, ours = build_pair(args.name, args.device)
+    sync = device_sync(args.device)
     print(
         f"{args.name}, {args.seconds:g} s clips, device {args.device}, {torch.get_num_threads()} threads, "
         f"random weights; front end included"
@@ -45,20 +92,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for batch in args.batches:
         wavs = [0.1 * torch.randn(int(args.seconds * 16000)) for _ in range(batch)]
-
-        def run_ref(wavs=wavs):
-            mels = [s3tokenizer.log_mel_spectrogram(w.to(args.device)) for w in wavs]
-            mel, lens = s3tokenizer.padding(mels)
-            with torch.inference_mode():
-                return ref.quantize(mel.to(args.device), lens.to(args.device))
+        run_ref = reference_runner(ref, wavs, args.device, ours.config.n_mels)
 
         def run_ours(wavs=wavs):
             return ours.encode(wavs)
 
         t_ref, t_ours = timed(run_ref, args.repeats, sync), timed(run_ours, args.repeats, sync)
-        (c_ref, l_ref), (c_ours, l_ours) = run_ref(), run_ours()
-        same = bool(torch.equal(c_ref.cpu().long(), c_ours.cpu()) and torch.equal(l_ref.cpu().long(), l_ours.cpu()))
-        n_tokens = int(l_ours.sum())
+        out_ours = run_ours()
+        same, _ = same_tokens(run_ref(), out_ours)
+        n_tokens = int(out_ours[1].sum())
         hours = batch * args.seconds / 3600
         for label, t in (("s3tokenizer 0.3.0", t_ref), ("audiotok", t_ours)):
             print(f"| {batch} | {label} | {t:.3f} | {n_tokens / t:.0f} | {hours / t:.4f} | {same} |")

@@ -20,7 +20,7 @@ import torch
 from common import timed
 from torch import nn
 
-from tts.flow import FlowDecoder, flow_config
+from tts.flow import FlowConfig, FlowDecoder, flow_config
 
 
 class PlainBackbone(nn.Module):
@@ -45,6 +45,18 @@ class PlainBackbone(nn.Module):
         return SimpleNamespace(last_hidden_state=self.encoder(inputs_embeds + pe, mask=mask))
 
 
+def cosyvoice2_flow_config(hidden: int = 768, layers: int = 10, heads: int = 12) -> FlowConfig:
+    """The flow at CosyVoice 2's estimator size (768-d x 10 layers, 71 M parameters in the backbone)."""
+    return replace(
+        flow_config("small"),
+        hidden_size=hidden,
+        intermediate_size=8 * hidden // 3,
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=heads,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hidden", type=int, default=768)
@@ -55,14 +67,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
-    cfg = replace(
-        flow_config("small"),
-        hidden_size=args.hidden,
-        intermediate_size=8 * args.hidden // 3,
-        num_layers=args.layers,
-        num_heads=args.heads,
-        num_kv_heads=args.heads,
-    )
+    cfg = cosyvoice2_flow_config(args.hidden, args.layers, args.heads)
     torch.manual_seed(0)
     ours = FlowDecoder(cfg).to(args.device).eval()
     plain = FlowDecoder(cfg).to(args.device).eval()

@@ -18,6 +18,18 @@ from tts.tokenizer import TTSTokenizer
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs far away into the woods."
 
 
+def bench_tokenizer(n_speech: int = 6561, text_vocab_size: int = 300) -> TTSTokenizer:
+    """A text BPE trained on :data:`TEXT` plus ``n_speech`` speech tokens (the vocabulary the benchmarks use)."""
+    return TTSTokenizer.build([TEXT] * 50, n_speech=n_speech, text_vocab_size=text_vocab_size)
+
+
+def fixed_length_sampling(n_tokens: int, n_text: int) -> SamplingConfig:
+    """RAS sampling that emits exactly ``n_tokens`` speech tokens for ``n_text`` text tokens: no end token before
+    the minimum, the maximum right after it, no loop stop."""
+    ratio = n_tokens / n_text
+    return SamplingConfig(min_ratio=ratio, max_ratio=ratio, max_run=0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", default=["small", "qwen2.5-0.5b"])
@@ -26,11 +38,9 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
-    tok = TTSTokenizer.build([TEXT] * 50, n_speech=6561, text_vocab_size=300)
+    tok = bench_tokenizer()
     text = tok.encode_text(TEXT)
-    # exactly --tokens outputs: no end token before the minimum, and the maximum right after it
-    ratio = args.tokens / len(text)
-    sampling = SamplingConfig(min_ratio=ratio, max_ratio=ratio, max_run=0)
+    sampling = fixed_length_sampling(args.tokens, len(text))
     print(f"device {args.device}; {args.tokens} speech tokens per item; prompt {len(text)} text tokens")
     print("| config | params | batch | speech tokens/s | s per batch |")
     print("|---|---|---|---|---|")

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiotok.nn.masks import ATTENTION_KINDS, attention_mask, sequence_mask
+from audiotok.registry import Pretrained
 from tts.hf import build_decoder
 
 
@@ -104,10 +105,11 @@ def position_noise(n_frames: int, n_mels: int, seed: int, block: int = 256) -> t
     return torch.cat(blocks, dim=1)[:, :n_frames] if blocks else torch.zeros(1, 0, n_mels)
 
 
-class FlowDecoder(nn.Module):
+class FlowDecoder(Pretrained, nn.Module):
     """Semantic tokens (B, L) -> mel (B, T = ratio * L, n_mels) by conditional flow matching."""
 
     model_type = "audiotok-tts-flow"
+    registry_kind = "flow"  # from_pretrained(): a checkpoint path, or any name the registry takes
     config_class = FlowConfig
 
     def __init__(self, config: FlowConfig):
@@ -237,10 +239,3 @@ class FlowDecoder(nn.Module):
         from audiotok.checkpoint import save_model
 
         return save_model(self, path, dtype=dtype)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> FlowDecoder:
-        """A checkpoint path (or a name, :mod:`audiotok.registry`)."""
-        from audiotok.registry import load
-
-        return load(name_or_path, "flow", device=device)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from audiotok.registry import Pretrained
 from tts.hf import build_decoder
 from tts.lm_generate import GenerationMixin
 from tts.lm_layout import IGNORE, Example, bistream_sequence, collate, pack, unified_sequence
@@ -108,9 +109,12 @@ def build_hf_model(cfg: TTSLMConfig, vocab_size: int):
     return build_decoder(cfg, vocab_size, lm_head=True)
 
 
-class TTSLM(GenerationMixin, nn.Module):
+class TTSLM(Pretrained, GenerationMixin, nn.Module):
     """The HF causal LM plus its text tokenizer (``tokenizer``; the audio tokenizer is the config's
-    ``semantic_tokenizer``): layout, loss, generation (:class:`~tts.lm_generate.GenerationMixin`), save/load."""
+    ``semantic_tokenizer``): layout, loss, generation (:class:`~tts.lm_generate.GenerationMixin`), save/load.
+    ``from_pretrained``: a TTS LM folder (standard HF layout + ``audiotok_tts_lm.json``) or a name or hub id."""
+
+    registry_kind = "tts-lm"
 
     def __init__(self, config: TTSLMConfig, tokenizer: TTSTokenizer, model=None):
         super().__init__()
@@ -180,13 +184,6 @@ class TTSLM(GenerationMixin, nn.Module):
         self.tokenizer.save(folder)
         (folder / CONFIG_FILE).write_text(json.dumps({"format_version": "1", "config": asdict(self.config)}, indent=1))
         return folder
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> TTSLM:
-        """A TTS LM folder (standard HF layout + ``audiotok_tts_lm.json``), through :mod:`audiotok.registry`."""
-        from audiotok.registry import load
-
-        return load(name_or_path, "tts-lm", device=device)
 
     @classmethod
     def load_resolved(cls, resolved, device: str | torch.device = "cpu") -> TTSLM:

@@ -34,6 +34,7 @@ import torch
 
 from audiotok.audio import resample
 from audiotok.data.features import MelConfig, MelSpectrogram, cosyvoice2_mel
+from audiotok.registry import Pretrained
 from tts.flow import FlowDecoder
 from tts.inputs import MAX_CHARS, TTSInputWarning, check_prompt, prepare_prompt_text, prepare_text, split_sentences
 from tts.lm import TTSLM
@@ -65,13 +66,16 @@ def read_spec(folder: str | os.PathLike) -> dict:
     spec = json.loads((folder / PIPELINE_FILE).read_text())
     for key in ("lm", "flow", "vocoder", "semantic"):
         path = folder / spec[key]
-        if key != "semantic" or path.exists():
-            spec[key] = str(path.resolve())
+        if key != "semantic" or path.exists():  # absolute, but links kept: a hub cache's files are links to blobs
+            spec[key] = os.path.abspath(path)
     return spec
 
 
-class TTS:
-    """The three models and the glue. Build with :meth:`from_pretrained` or from parts."""
+class TTS(Pretrained):
+    """The three models and the glue. Build with :meth:`from_pretrained` (the bundled ``tts`` with no argument, a
+    TTS folder, or a hub id of an uploaded one) or from parts."""
+
+    registry_kind = "tts"
 
     def __init__(self, lm: TTSLM, flow: FlowDecoder, vocoder: Vocoder, semantic, mel: MelConfig | None = None):
         self.lm, self.flow, self.vocoder, self.semantic = lm, flow, vocoder, semantic
@@ -266,13 +270,6 @@ class TTS:
         }
         (folder / PIPELINE_FILE).write_text(json.dumps(spec, indent=1))
         return folder
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> TTS:
-        """The bundled ``tts`` (no argument), or a TTS folder's name or path (:mod:`audiotok.registry`)."""
-        from audiotok.registry import load
-
-        return load(name_or_path, "tts", device=device)
 
     @classmethod
     def load_resolved(cls, resolved, device: str | torch.device = "cpu") -> TTS:

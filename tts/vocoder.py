@@ -22,6 +22,7 @@ from audiotok.data.features import MelConfig, cosyvoice2_mel
 from audiotok.nn.istft import ISTFTHead
 from audiotok.nn.masks import sequence_mask
 from audiotok.nn.vocos import VocosBackbone, VocosConfig
+from audiotok.registry import Pretrained
 
 
 @dataclass
@@ -63,10 +64,11 @@ def vocoder_mel(config: VocoderConfig) -> MelConfig:
     )
 
 
-class Vocoder(nn.Module):
+class Vocoder(Pretrained, nn.Module):
     """Mel (B, n_mels, T) -> waveform (B, T * hop)."""
 
     model_type = "audiotok-tts-vocoder"
+    registry_kind = "vocoder"  # from_pretrained(): a checkpoint path, or any name the registry takes
     config_class = VocoderConfig
 
     def __init__(self, config: VocoderConfig):
@@ -113,7 +115,8 @@ class Vocoder(nn.Module):
             if tail is not None and fade is not None:
                 k = min(len(tail), len(out), len(fade))
                 out = out.clone()
-                out[:k] = tail[:k] * (1 - fade[:k]) + out[:k] * fade[:k]
+                f = fade[:k].to(out.device)  # the audio may be on a GPU
+                out[:k] = tail[:k] * (1 - f) + out[:k] * f
             tail = wav[(upto - start) * hop : (upto - start + crossfade) * hop]
             released = upto
             yield out
@@ -122,10 +125,3 @@ class Vocoder(nn.Module):
         from audiotok.checkpoint import save_model
 
         return save_model(self, path, dtype=dtype)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> Vocoder:
-        """A checkpoint path (or a name, :mod:`audiotok.registry`)."""
-        from audiotok.registry import load
-
-        return load(name_or_path, "vocoder", device=device)

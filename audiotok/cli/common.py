@@ -20,6 +20,15 @@ def print_table(rows: list[tuple[str, object]]) -> None:
         print(f"  {k:<{width}}  {v}")
 
 
+def report(result: dict, text: str, output: str | None) -> int:
+    """Print a command's human-readable ``text``; write ``result`` as JSON to ``output`` when given. Returns 0."""
+    print(text)
+    if output:
+        write_json(output, result)
+        print(f"wrote {output}")
+    return 0
+
+
 def write_json(path: str | Path, obj: object) -> None:
     """Write a command's result as indented JSON, creating the parent folder."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audiotok.cli.common import add_speakers, speakers, write_json
+from audiotok.cli.common import add_speakers, report, speakers
+
+CODEC_CONDITIONS = ("clean", "telephone", "8k", "16k", "noisy", "reverb")  # audiotok.codec.evaluate.CONDITIONS
 
 if TYPE_CHECKING:
     from audiotok.cli.common import Subparsers
@@ -31,14 +33,12 @@ def cmd_eval_codec(args: argparse.Namespace) -> int:
         batch_seconds=args.batch_seconds,
         references=not args.no_references,
         progress=not args.quiet,
+        skip=args.skip,
+        condition=args.condition,
     )
     result["model"] = str(args.model or "bundled:codec")
     result["manifest"] = str(args.manifest)
-    print(format_table(result))
-    if args.output:
-        write_json(args.output, result)
-        print(f"wrote {args.output}")
-    return 0
+    return report(result, format_table(result), args.output)
 
 
 def _add_eval_codec(sub: Subparsers) -> None:
@@ -49,6 +49,13 @@ def _add_eval_codec(sub: Subparsers) -> None:
     )
     s.add_argument("--config", default=None, help="YAML of an official WavTokenizer .ckpt")
     s.add_argument("--limit", type=int, default=None)
+    s.add_argument("--skip", type=int, default=0, help="leave out the first N utterances (e.g. a run's validation)")
+    s.add_argument(
+        "--condition",
+        default="clean",
+        choices=list(CODEC_CONDITIONS),
+        help="degrade the input as real recordings are (band-limited, noisy, reverberant); it is also the reference",
+    )
     s.add_argument("--batch-seconds", type=float, default=60.0)
     s.add_argument("--device", default="cpu")
     s.add_argument("--no-references", action="store_true", help="skip the lower/upper bound reference points")
@@ -82,11 +89,7 @@ def cmd_eval_semantic(args: argparse.Namespace) -> int:
         speakers=speakers(args),
     )
     result["model"] = str(path)
-    print(format_report(result))
-    if args.output:
-        write_json(args.output, result)
-        print(f"wrote {args.output}")
-    return 0
+    return report(result, format_report(result), args.output)
 
 
 def _add_eval_semantic(sub: Subparsers) -> None:

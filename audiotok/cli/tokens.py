@@ -13,15 +13,35 @@ if TYPE_CHECKING:
     from audiotok.cli.common import Subparsers
 
 
+MODEL_HELP = (
+    "bundled name, checkpoint path (ours, WavTokenizer .ckpt, S3Tokenizer .onnx), official name "
+    "(speech_tokenizer_v2_25hz) or hub id org/name[:file] (default: the bundled codec)"
+)
+
+
+def _add_model_options(s: argparse.ArgumentParser) -> None:
+    """``--model`` and what goes with it, shared by ``encode`` and ``decode``."""
+    s.add_argument("--model", default=None, help=MODEL_HELP)
+    s.add_argument("--config", default=None, help="YAML of an official WavTokenizer .ckpt (when not found beside it)")
+    s.add_argument("--official", default=None, help="--model is an official S3Tokenizer state dict of this name")
+    s.add_argument("--revision", default=None, help="branch, tag or commit of a hub id")
+    s.add_argument("--cache-dir", default=None, help="hub cache (default: $HF_HOME/hub)")
+
+
+def _load_model(args: argparse.Namespace, device: str):
+    from audiotok.registry import load_tokenizer
+
+    return load_tokenizer(args.model, device, args.config, args.official, args.revision, args.cache_dir)
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     import os
 
     from audiotok.batch import EncodeOptions, collect_inputs, encode_items
-    from audiotok.registry import load_tokenizer
     from audiotok.train import cleanup_distributed, setup_distributed
 
     info = setup_distributed(args.device)
-    model, name = load_tokenizer(args.model, str(info.device), args.config, args.official)
+    model, name = _load_model(args, str(info.device))
     items = collect_inputs(args.inputs)
     batch_seconds = args.batch_seconds
     if batch_seconds is None:  # batching pays on GPUs; on CPUs one file at a time is faster (bench/cli.py)
@@ -55,9 +75,7 @@ def _add_encode(sub: Subparsers) -> None:
     s = sub.add_parser("encode", help="audio files/folders/manifests -> token files (resumable, batched)")
     s.add_argument("inputs", nargs="+", help="files, folders (recursive), manifests (.jsonl), or - for stdin paths")
     s.add_argument("-o", "--output", required=True, help="output folder (files, shards) or .jsonl path")
-    s.add_argument("--model", default=None, help="bundled name or checkpoint path (default: the bundled codec)")
-    s.add_argument("--config", default=None, help="YAML of an official WavTokenizer .ckpt")
-    s.add_argument("--official", default=None, help="--model is an official S3Tokenizer state dict of this name")
+    _add_model_options(s)
     s.add_argument("--format", choices=("files", "jsonl", "shards"), default="files")
     s.add_argument("--device", default="cpu")
     s.add_argument(
@@ -78,9 +96,8 @@ def _add_encode(sub: Subparsers) -> None:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from audiotok.batch import decode_tokens
-    from audiotok.registry import load_tokenizer
 
-    model, name = load_tokenizer(args.model, args.device, args.config, args.official)
+    model, name = _load_model(args, args.device)
     if not hasattr(model, "decode"):
         raise ValueError(f"{name} is a semantic tokenizer: its tokens decode to speech through the TTS flow model")
     summary = decode_tokens(
@@ -94,9 +111,7 @@ def _add_decode(sub: Subparsers) -> None:
     s = sub.add_parser("decode", help="token files/folders/jsonl/shards -> wav files")
     s.add_argument("inputs", nargs="+")
     s.add_argument("-o", "--output", required=True, help="output folder")
-    s.add_argument("--model", default=None)
-    s.add_argument("--config", default=None)
-    s.add_argument("--official", default=None, help="--model is an official S3Tokenizer state dict of this name")
+    _add_model_options(s)
     s.add_argument("--sample-rate", type=int, default=None, help="resample the output (default: the model's)")
     s.add_argument("--force", action="store_true", help="decode tokens made by another model")
     s.add_argument("--device", default="cpu")
@@ -132,10 +147,15 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("  (none installed)")
     print("architectures (build with audiotok.codec.codec_config(NAME); train with recipes/codec):")
     print("  wavtokenizer-75, wavtokenizer-40 (the released small configs), small-75, tiny")
-    print("official checkpoints (local files):")
-    print("  WavTokenizer .ckpt + its YAML:        --model WavTokenizer_small_320_24k_4096.ckpt --config X.yaml")
-    print("  S3Tokenizer state dict (s3tokenizer's onnx2torch output): --model FILE.pt --official NAME, NAME one of")
-    print("    speech_tokenizer_v1 (50 Hz, VQ 4096), speech_tokenizer_v1_25hz, speech_tokenizer_v2_25hz (FSQ 6561)")
+    print("official names (fetched once into their package's cache):")
+    print("  S3Tokenizer: speech_tokenizer_v1 (50 Hz, VQ 4096), speech_tokenizer_v1_25hz, speech_tokenizer_v2_25hz")
+    print("  Whisper: tiny.en, base, ... (openai-whisper names; tiny.en and base from packaged copies offline)")
+    print("hub ids (--model org/name[:file], --revision REV; offline from the HF cache with HF_HUB_OFFLINE=1):")
+    print("  novateur/WavTokenizer-large-speech-75token (no YAML in the repo: the built-in config of the release)")
+    print("  novateur/WavTokenizer:WavTokenizer_small_320_24k_4096.ckpt, FunAudioLLM/CosyVoice2-0.5B (its .onnx),")
+    print("  or a bundled model folder uploaded as is")
+    print("official files (local): WavTokenizer .ckpt (+ --config X.yaml unless beside it or a release),")
+    print("  S3Tokenizer .onnx; s3tokenizer's onnx2torch state dict: --model FILE.pt --official NAME")
     return 0
 
 

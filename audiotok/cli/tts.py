@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audiotok.cli.common import add_speakers, speakers, write_json
+from audiotok.cli.common import add_speakers, report, speakers
 
 if TYPE_CHECKING:
     from audiotok.cli.common import Subparsers
@@ -177,10 +177,7 @@ def cmd_eval_tts(args: argparse.Namespace) -> int:
         speakers=speakers(args),
     )
     result["model"] = str(args.model or "tts")
-    print(format_report(result))
-    if args.output:
-        write_json(args.output, result)
-    return 0
+    return report(result, format_report(result), args.output)
 
 
 def _add_eval_tts(sub: Subparsers) -> None:

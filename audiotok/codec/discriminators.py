@@ -19,6 +19,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+# WavTokenizer's released generator loss weights: mel L1 x45, VQ commitment x1000, adversarial and feature matching
+# x1 for each discriminator family
+RELEASED_LOSS_WEIGHTS = {
+    "mel": 45.0,
+    "commit": 1000.0,
+    "adv/mpd": 1.0,
+    "adv/mrd": 1.0,
+    "adv/dac": 1.0,
+    "fm/mpd": 1.0,
+    "fm/mrd": 1.0,
+    "fm/dac": 1.0,
+}
+
 
 @dataclass
 class DiscriminatorConfig:

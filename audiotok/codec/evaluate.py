@@ -25,6 +25,32 @@ from audiotok.metrics import mean_metrics, reconstruction_metrics
 from audiotok.nn.masks import sequence_mask
 
 METRICS = ("pesq", "stoi", "mel_distance", "stft_distance", "si_snr")
+# input conditions of real recordings (the degraded input is also the reference: a codec reproduces what it gets)
+CONDITIONS = {
+    "clean": {},
+    "telephone": {"band": (300.0, 3400.0)},
+    "8k": {"band": (0.0, 4000.0)},
+    "16k": {"band": (0.0, 8000.0)},
+    "noisy": {"snr_db": 20.0},
+    "reverb": {"rt60": 0.4},
+}
+
+
+def degrade(wav: torch.Tensor, lens: torch.Tensor, condition: str, sample_rate: int, seed: int = 0) -> torch.Tensor:
+    """``wav`` (B, T) under one of :data:`CONDITIONS` (deterministic for a ``seed``); padding stays zero."""
+    from audiotok.data.augment import add_noise, add_reverb, band_limit, synthetic_rir
+
+    if condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
+    c, g = CONDITIONS[condition], torch.Generator().manual_seed(seed)
+    if "band" in c:
+        wav = band_limit(wav, torch.tensor([c["band"]] * wav.shape[0]), sample_rate)
+    if "snr_db" in c:
+        wav = add_noise(wav, lens, torch.full((wav.shape[0],), c["snr_db"]), generator=g)
+    if "rt60" in c:
+        rir = synthetic_rir(c["rt60"], sample_rate, g).to(wav.device)
+        wav = add_reverb(wav, [rir] * wav.shape[0], torch.full((wav.shape[0],), 0.4))
+    return wav * sequence_mask(lens, wav.shape[-1]).to(wav)
 
 
 @torch.inference_mode()
@@ -35,12 +61,14 @@ def evaluate_codec(
     batch_seconds: float = 60.0,
     references: bool = True,
     progress: bool = True,
+    skip: int = 0,
+    condition: str = "clean",
 ) -> dict:
-    """Scores of ``model`` on ``manifest`` (and of the two reference points when ``references``)."""
+    """Scores of ``model`` on ``manifest`` (and of the two reference points when ``references``): utterances
+    ``skip`` to ``skip + limit`` (e.g. skip the ones a training run validated on), under ``condition``."""
     model.eval()
     dataset = AudioDataset(manifest, sample_rate=model.sample_rate, on_error="skip")
-    if limit is not None:
-        dataset.utterances = dataset.utterances[:limit]
+    dataset.utterances = dataset.utterances[skip : None if limit is None else skip + limit]
     loader = audio_loader(dataset, max_seconds=batch_seconds, shuffle=False)
     rows = {"codec": [], "lower_bound": [], "upper_bound": []}
     all_codes = []
@@ -48,6 +76,8 @@ def evaluate_codec(
     bar = tqdm(total=len(dataset), unit="utt", desc="eval-codec", disable=not progress)
     for batch in loader:
         wav, lens = batch["audio"].to(model.device), batch["audio_lens"].to(model.device)
+        if condition != "clean":
+            wav = degrade(wav, lens, condition, model.sample_rate, seed=len(all_codes))
         t = time.perf_counter()
         codes, code_lens = model.encode(wav, lens)
         rec, _ = model.decode(codes, code_lens, lengths=lens)
@@ -71,6 +101,8 @@ def evaluate_codec(
     usage = codebook_usage(torch.cat(all_codes), model.codebook_size) if all_codes else {}
     result = {
         "utterances": len(rows["codec"]),
+        "condition": condition,
+        "skip": skip,
         "hours": seconds / 3600,
         "sample_rate": model.sample_rate,
         "tokens_per_second": model.frame_rate,

@@ -21,6 +21,7 @@ from audiotok.nn.istft import ISTFTHead
 from audiotok.nn.masks import sequence_mask
 from audiotok.nn.seanet import SEANetConfig, SEANetEncoder
 from audiotok.nn.vocos import VocosBackbone, VocosConfig
+from audiotok.registry import Pretrained
 from audiotok.utils import sha256_file
 
 
@@ -68,10 +69,14 @@ def codec_config(name: str) -> CodecConfig:
     raise ValueError(f"unknown codec config {name!r}; known: wavtokenizer-75, wavtokenizer-40, small-75, tiny")
 
 
-class Codec(nn.Module):
-    """The acoustic codec. Build from a :class:`CodecConfig`; load with :meth:`from_pretrained`."""
+class Codec(Pretrained, nn.Module):
+    """The acoustic codec. Build from a :class:`CodecConfig`; load with :meth:`from_pretrained`: the bundled default
+    (no argument), a bundled name (``codec``, ``codec-40``), one of our ``.safetensors`` or a folder holding
+    ``model.safetensors``, an official WavTokenizer ``.ckpt`` (``config=`` its YAML, found beside it or built in for
+    the released files), or a hub id (``novateur/WavTokenizer-large-speech-75token``; :mod:`audiotok.registry`)."""
 
     model_type = "audiotok-codec"
+    registry_kind = "codec"
     config_class = CodecConfig
 
     def __init__(self, config: CodecConfig):
@@ -213,24 +218,9 @@ class Codec(nn.Module):
         return save_model(self, path, dtype=dtype, extra=extra)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike | None = None,
-        device: str | torch.device = "cpu",
-        config: str | os.PathLike | None = None,
-    ) -> Codec:
-        """The bundled default (no argument), a bundled name (``codec``, ``codec-40``), one of our ``.safetensors``
-        checkpoints or a folder holding ``model.safetensors``, or an official WavTokenizer ``.ckpt`` together with
-        its YAML ``config`` (resolved by :mod:`audiotok.registry`)."""
-        from audiotok.registry import load
-
-        if name_or_path is not None and str(name_or_path).endswith(".ckpt") and config is None:
-            raise ValueError("an official WavTokenizer .ckpt needs its YAML: from_pretrained(ckpt, config=yaml)")
-        return load(name_or_path, "codec", device=device, config=config)
-
-    @classmethod
     def load_resolved(cls, resolved, device: str | torch.device = "cpu", config=None) -> Codec:
-        """Read what :func:`audiotok.registry.resolve` found."""
+        """Read what :func:`audiotok.registry.resolve` found (``config``: an official checkpoint's YAML path, or
+        its content as a dict)."""
         from audiotok.checkpoint import load_model
 
         path = resolved.path

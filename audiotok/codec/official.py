@@ -3,6 +3,11 @@
 Only the inference path is kept: keys under ``feature_extractor.encodec.encoder``, the codebook, ``backbone.``
 and ``head.``; the unused SEANet decoder, discriminators, loss buffers and trainer state are skipped.
 Old-style weight norm (``weight_g``/``weight_v``) maps onto ``torch.nn.utils.parametrizations.weight_norm``.
+
+Configs: the released YAML when there is one. The large releases ship no YAML (WavTokenizer issue #45; users load
+them with the small config of the same hop), so :data:`RELEASES` maps each released checkpoint file name to its hop
+and :func:`release_config` builds that config from a dict in code (no YAML files are shipped as package data): all
+releases share one inference architecture and differ only in the 40 / 75 tokens/s layout.
 """
 
 from __future__ import annotations
@@ -23,9 +28,60 @@ _ENC = "feature_extractor.encodec.encoder."
 _CODEBOOK = "feature_extractor.encodec.quantizer.vq.layers.0._codebook."
 
 
+# every released checkpoint file (novateur/WavTokenizer* on the Hugging Face hub) -> its hop (600: 40 tokens/s,
+# 320: 75 tokens/s); the file names are those transformers' convert_wavtokenizer_checkpoint.py lists
+RELEASES: dict[str, int] = {
+    "WavTokenizer_small_600_24k_4096.ckpt": 600,
+    "WavTokenizer_small_320_24k_4096.ckpt": 320,
+    "wavtokenizer_medium_speech_320_24k.ckpt": 320,
+    "wavtokenizer_medium_speech_320_24k_v2.ckpt": 320,
+    "wavtokenizer_medium_music_audio_320_24k.ckpt": 320,
+    "wavtokenizer_medium_music_audio_320_24k_v2.ckpt": 320,
+    "wavtokenizer_large_unify_600_24k.ckpt": 600,
+    "wavtokenizer_large_speech_320_24k.ckpt": 320,
+    "wavtokenizer_large_speech_320_v2.ckpt": 320,
+}
+_RELEASE_LAYOUT = {600: ([6, 5, 5, 4], 2400), 320: ([8, 5, 4, 2], 1280)}  # hop -> (dowmsamples, head n_fft)
+
+
+def release_config(hop: int) -> dict:
+    """The model section of the released ``wavtokenizer_smalldata_frame{40,75}_3s_nq1_code4096_dim512_kmeans200_attn``
+    YAML for ``hop`` 600 or 320, as a dict in the YAML's layout (read by :func:`config_from_dict`)."""
+    ratios, n_fft = _RELEASE_LAYOUT[hop]
+
+    def section(**init_args) -> dict:
+        return {"init_args": init_args}
+
+    return {
+        "model": section(
+            sample_rate=24000,
+            feature_extractor=section(num_quantizers=1, dowmsamples=ratios, vq_bins=4096, vq_kmeans=200),
+            backbone=section(
+                input_channels=512, dim=768, intermediate_dim=2304, num_layers=12, adanorm_num_embeddings=4
+            ),
+            head=section(dim=768, n_fft=n_fft, hop_length=hop, padding="same"),
+        )
+    }
+
+
+def pick_config(ckpt_name: str, yaml_names: list[str]) -> str | dict | None:
+    """The config of the checkpoint ``ckpt_name`` given the YAML files beside it: the one with the same stem, else
+    the only one, else the built-in config of a known release (:data:`RELEASES`), else None."""
+    stem = Path(ckpt_name).stem
+    same = [y for y in yaml_names if Path(y).stem == stem]
+    if same or len(yaml_names) == 1:
+        return (same or yaml_names)[0]
+    hop = RELEASES.get(Path(ckpt_name).name)
+    return release_config(hop) if hop else None
+
+
 def config_from_yaml(path: str | os.PathLike) -> CodecConfig:
     """Our config from the released YAML (``model.init_args.feature_extractor/backbone/head``)."""
-    cfg = yaml.safe_load(Path(path).read_text())
+    return config_from_dict(yaml.safe_load(Path(path).read_text()), str(path))
+
+
+def config_from_dict(cfg: dict, path: str = "config") -> CodecConfig:
+    """Our config from a release config in the YAML's layout (``path`` names it in errors)."""
     try:
         args = cfg["model"]["init_args"]
         fe, bb, hd = (args[k]["init_args"] for k in ("feature_extractor", "backbone", "head"))
@@ -74,9 +130,10 @@ def convert_state_dict(official: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return out
 
 
-def load_wavtokenizer(ckpt_path: str | os.PathLike, config_path: str | os.PathLike) -> Codec:
-    """Build our codec from an official checkpoint and config; outputs match the reference implementation."""
-    config = config_from_yaml(config_path)
+def load_wavtokenizer(ckpt_path: str | os.PathLike, config: str | os.PathLike | dict) -> Codec:
+    """Build our codec from an official checkpoint and its config (a YAML path, or a dict in the YAML's layout such
+    as :func:`release_config` gives); outputs match the reference implementation."""
+    config = config_from_dict(config) if isinstance(config, dict) else config_from_yaml(config)
     ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
     state = ckpt.get("state_dict", ckpt)
     model = Codec(config)

@@ -1,4 +1,5 @@
-"""Waveform augmentation of padded batches on the device: gain, additive noise at an SNR, speed perturbation.
+"""Waveform augmentation of padded batches on the device: gain, additive noise at an SNR, speed perturbation, and
+the channel effects of real recordings (band-limiting, synthetic reverberation).
 
 The functional forms take explicit parameters; :class:`Augmenter` draws them reproducibly from
 ``(seed, step)`` on the CPU (so the draw is the same on any device) and applies them.
@@ -60,6 +61,94 @@ def change_speed(
     for b, p in enumerate(pieces):
         out[b, : p.shape[0]] = p
     return out, out_lens
+
+
+def band_limit(wav: torch.Tensor, band_hz: torch.Tensor, sample_rate: int, taper_hz: float = 200.0) -> torch.Tensor:
+    """``wav`` (B, T) band-passed to ``band_hz`` (B, 2) = (low, high) Hz per item, by an FFT mask with raised-
+    cosine edges ``taper_hz`` wide (low 0 = low-pass only). Telephone: (300, 3400); 16 kHz audio: (0, 8000)."""
+    n = wav.shape[-1]
+    spec = torch.fft.rfft(wav.float(), dim=-1)
+    freqs = torch.fft.rfftfreq(n, 1.0 / sample_rate).to(wav.device)[None]  # (1, F)
+    lo, hi = band_hz[:, :1].to(freqs), band_hz[:, 1:].to(freqs)
+
+    def edge(x: torch.Tensor) -> torch.Tensor:  # 0 below -taper/2, 1 above +taper/2, raised cosine between
+        return 0.5 - 0.5 * torch.cos(torch.pi * ((x / taper_hz) + 0.5).clamp(0, 1))
+
+    mask = edge(freqs - lo) * edge(hi - freqs)
+    mask = torch.where(lo > 0, mask, edge(hi - freqs))
+    return torch.fft.irfft(spec * mask, n=n, dim=-1).to(wav.dtype)
+
+
+def synthetic_rir(rt60: float, sample_rate: int, generator: torch.Generator, max_seconds: float = 1.0) -> torch.Tensor:
+    """A room impulse response (L,): a unit direct path followed by Gaussian noise decaying by 60 dB in ``rt60``
+    seconds (the statistical model of late reverberation; no measured rooms are used)."""
+    n = max(2, int(min(max_seconds, 1.5 * rt60) * sample_rate))
+    t = torch.arange(n) / sample_rate
+    tail = torch.randn(n, generator=generator) * torch.exp(-6.9078 * t / rt60)  # ln(1000): 60 dB in rt60
+    tail[0] = 0.0
+    rir = tail / tail.norm().clamp_min(1e-8)
+    rir[0] = 1.0
+    return rir
+
+
+def add_reverb(wav: torch.Tensor, rirs: list[torch.Tensor | None], wet: torch.Tensor) -> torch.Tensor:
+    """Convolve item b of ``wav`` (B, T) with ``rirs[b]`` (None: unchanged), mixed ``wet[b]`` of reverberant to
+    dry, keeping each item's RMS. Same length out (the tail past T is cut)."""
+    out = wav.clone()
+    n = wav.shape[-1]
+    for b, rir in enumerate(rirs):
+        if rir is None:
+            continue
+        size = n + rir.shape[0] - 1
+        wet_sig = torch.fft.irfft(
+            torch.fft.rfft(wav[b].float(), size) * torch.fft.rfft(rir.to(wav.device), size), size
+        )[:n]
+        mixed = (1 - wet[b]) * wav[b].float() + wet[b] * wet_sig
+        rms_in, rms_out = wav[b].float().pow(2).mean().sqrt(), mixed.pow(2).mean().sqrt().clamp_min(1e-8)
+        out[b] = (mixed * rms_in / rms_out).to(wav.dtype)
+    return out
+
+
+@dataclass
+class ChannelAugmentConfig:
+    """What real recordings bring and clean synthetic speech lacks, applied to training segments (input and target
+    alike: a codec reconstructs what it is given). All off by default; probabilities are per item."""
+
+    p_band: float = 0.0  # band-limiting to one of ``bands`` (Hz)
+    bands: tuple[tuple[float, float], ...] = ((300.0, 3400.0), (0.0, 4000.0), (0.0, 8000.0))  # telephone, 8/16 kHz
+    p_noise: float = 0.0  # white noise at an SNR in ``snr_db``
+    snr_db: tuple[float, float] = (15.0, 40.0)
+    p_reverb: float = 0.0  # a synthetic room (:func:`synthetic_rir`)
+    rt60: tuple[float, float] = (0.15, 0.6)
+    wet: tuple[float, float] = (0.2, 0.6)
+
+
+def channel_augment(
+    wav: torch.Tensor, lens: torch.Tensor, cfg: ChannelAugmentConfig, sample_rate: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Apply :class:`ChannelAugmentConfig` to a padded batch ``wav`` (B, T) with ``lens`` (B,); draws come from
+    ``generator`` (CPU). Returns (B, T), padding zeroed."""
+    b = wav.shape[0]
+
+    def uniform(lo_hi: tuple[float, float]) -> torch.Tensor:
+        return lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(b, generator=generator)
+
+    on_band, on_noise, on_reverb = (
+        torch.rand(b, generator=generator) < p for p in (cfg.p_band, cfg.p_noise, cfg.p_reverb)
+    )
+    rt60, wet, snr = uniform(cfg.rt60), uniform(cfg.wet), uniform(cfg.snr_db)
+    band_ids = torch.randint(len(cfg.bands), (b,), generator=generator)
+    if on_reverb.any():
+        rirs = [synthetic_rir(float(rt60[i]), sample_rate, generator) if on_reverb[i] else None for i in range(b)]
+        wav = add_reverb(wav, rirs, wet)
+    if on_band.any():
+        band = torch.tensor(cfg.bands, dtype=torch.float32)[band_ids]
+        limited = band_limit(wav, band, sample_rate)
+        wav = torch.where(on_band.to(wav.device)[:, None], limited, wav)
+    if on_noise.any():
+        noisy = add_noise(wav, lens, snr, generator=generator)
+        wav = torch.where(on_noise.to(wav.device)[:, None], noisy, wav)
+    return wav * sequence_mask(lens, wav.shape[1]).to(wav)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from audiotok.data.dataset import as_padded_batch
 from audiotok.data.features import MelSpectrogram, whisper_mel
 from audiotok.nn.masks import sequence_mask
 from audiotok.nn.quantizers import FSQ, NormalizedVQ
+from audiotok.registry import Pretrained
 
 SAMPLE_RATE = 16000
 MAX_FRAMES = 3000  # 30 s of mel frames: longer audio goes through overlapping windows
@@ -191,10 +192,11 @@ class S3Encoder(nn.Module):
         return x, lens
 
 
-class SemanticTokenizer(nn.Module):
+class SemanticTokenizer(Pretrained, nn.Module):
     """Speech (16 kHz, or any rate with ``sample_rate=``) -> semantic tokens."""
 
     model_type = "audiotok-s3"
+    registry_kind = "semantic"
     config_class = S3Config
 
     def __init__(self, config: S3Config):
@@ -325,35 +327,52 @@ class SemanticTokenizer(nn.Module):
         cls,
         name_or_path: str | os.PathLike | None = None,
         device: str | torch.device = "cpu",
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
         official: str | None = None,
     ) -> SemanticTokenizer:
-        """Our checkpoint (default: the bundled ``semantic``; a name or a ``.safetensors`` path, resolved by
-        :mod:`audiotok.registry`), or with ``official`` one of :data:`OFFICIAL` loaded from a local state dict saved
-        from the ``s3tokenizer`` package's model (what its ``onnx2torch`` conversion gives)."""
+        """Anything :mod:`audiotok.registry` resolves to a semantic tokenizer: our checkpoint (default: the bundled
+        ``semantic``), an official name (``speech_tokenizer_v2_25hz``, from the s3tokenizer cache), a released
+        ``.onnx`` path, or a hub id (``FunAudioLLM/CosyVoice2-0.5B``). With ``official`` (one of :data:`OFFICIAL`)
+        a ``.pt`` is the state dict saved from the ``s3tokenizer`` package's model (its ``onnx2torch`` output), and
+        ``from_pretrained(official=NAME)`` alone is ``from_pretrained(NAME)``."""
+        if official is not None and official not in OFFICIAL:
+            raise ValueError(f"unknown official tokenizer {official!r}; known: {sorted(OFFICIAL)}")
+        name_or_path = official if name_or_path is None else name_or_path
+        if official is None or Path(str(name_or_path)).suffix != ".pt":
+            return super().from_pretrained(name_or_path, device, revision, cache_dir, official=official)
+        return cls.from_state_dict(name_or_path, official, device)
+
+    @classmethod
+    def from_state_dict(
+        cls, path: str | os.PathLike, official: str, device: str | torch.device = "cpu"
+    ) -> SemanticTokenizer:
+        """The official ``official`` architecture with a state dict saved from the ``s3tokenizer`` package's model."""
         from audiotok.utils import sha256_file
 
-        if official is None:
-            from audiotok.registry import load
-
-            return load(name_or_path, "semantic", device=device)
-        if official not in OFFICIAL:
-            raise ValueError(f"unknown official tokenizer {official!r}; known: {sorted(OFFICIAL)}")
-        if name_or_path is None:
-            raise ValueError(f"the official {official} needs the path of its state dict")
         model = cls(OFFICIAL[official])
-        model.load_official_state_dict(torch.load(str(name_or_path), map_location="cpu", weights_only=True))
+        model.load_official_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
         model = model.to(device).eval()
-        model.weights_sha256 = sha256_file(name_or_path)
+        model.weights_sha256 = sha256_file(path)
         return model
 
     @classmethod
-    def load_resolved(cls, resolved, device: str | torch.device = "cpu") -> SemanticTokenizer:
-        """Read what :func:`audiotok.registry.resolve` found."""
+    def load_resolved(
+        cls, resolved, device: str | torch.device = "cpu", official: str | None = None
+    ) -> SemanticTokenizer:
+        """Read what :func:`audiotok.registry.resolve` found: our checkpoint, or a released ``.onnx`` (``official``:
+        its name, else told by its sha256 or its graph)."""
         from audiotok.checkpoint import load_model
         from audiotok.utils import sha256_file
 
-        model = load_model(resolved.path, cls, device=device)
-        model.weights_sha256 = sha256_file(resolved.path)
+        digest = sha256_file(resolved.path)
+        if Path(resolved.path).suffix == ".onnx":
+            from audiotok.semantic.official import load_s3_onnx
+
+            model = load_s3_onnx(resolved.path, official, digest).to(device)
+        else:
+            model = load_model(resolved.path, cls, device=device)
+        model.weights_sha256 = digest
         return model
 
     def load_official_state_dict(self, state: dict[str, torch.Tensor]) -> None:

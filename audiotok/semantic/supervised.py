@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from whisper.model import ModelDimensions, Whisper
 
+from audiotok.registry import Pretrained
 from audiotok.semantic.s3 import S3Config, SemanticTokenizer, sinusoids
 from audiotok.whisper import (
     CTC_CHARS,
@@ -169,10 +170,11 @@ class TrainableVQ(nn.Module):
         return q * self.scale.to(q.dtype), codes, loss.sum()
 
 
-class SupervisedTokenizerASR(nn.Module):
+class SupervisedTokenizerASR(Pretrained, nn.Module):
     """Whisper ASR with a quantizer inside its encoder."""
 
     model_type = "audiotok-s3-asr"
+    registry_kind = "semantic-asr"
     config_class = SupervisedConfig
 
     def __init__(self, config: SupervisedConfig, whisper_model: Whisper | None = None):

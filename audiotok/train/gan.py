@@ -20,12 +20,13 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from audiotok.config import to_dict
+from audiotok.data.augment import ChannelAugmentConfig, channel_augment
 from audiotok.data.dataset import AudioDataset, collate_audio
 from audiotok.data.sampler import DurationBatchSampler
 from audiotok.nn.losses import MelLoss, discriminator_objective, generator_adversarial_terms
-from audiotok.train.distributed import DistInfo, barrier, bf16_autocast, unwrap
+from audiotok.train.distributed import DistInfo, barrier, bf16_autocast, broadcast_object, unwrap
 from audiotok.train.logging import TrainLogger
-from audiotok.train.loop import LoopConfig
+from audiotok.train.loop import LoopConfig, Selection, save_best
 from audiotok.train.schedule import cosine_schedule
 from audiotok.train.state import resume_checkpoint, save_checkpoint
 
@@ -41,6 +42,7 @@ class DataConfig:
     dither_db: float | None = None  # white noise floor (dBFS RMS) added to segments; digital silence (synthetic
     # speech) otherwise dominates the log-mel loss at log(1e-7)
     n_valid: int = 16  # utterances scored at each validation
+    augment: ChannelAugmentConfig = field(default_factory=ChannelAugmentConfig)  # band, noise, reverb (off)
 
 
 @dataclass
@@ -56,6 +58,7 @@ class GANTrainConfig:
     )
     weights: dict = field(default_factory=lambda: {"mel": 45.0})  # loss term name -> weight (absent = 0)
     pretrain_mel_steps: int = 0  # generator-only steps before the GAN starts (0 = GAN from step 0, as released)
+    select_on: str | None = None  # validation metric (lower is better) for best/ and loop.patience
     out_dir: str = "runs/gan"
     seed: int = 3407
     device: str = "auto"
@@ -110,9 +113,13 @@ def random_peak_gain(wav: torch.Tensor, gain_db: tuple[float, float], generator:
     return wav * (10 ** (target.to(wav) / 20) / peak).unsqueeze(1)
 
 
-def prepare_segments(batch: dict, data: DataConfig, generator: torch.Generator, device) -> tuple[torch.Tensor, ...]:
-    """The real audio of a batch: random peak gain, optional dither, zero past each length. -> (wav, lens)."""
-    wav = random_peak_gain(batch["audio"], data.gain_db, generator)
+def prepare_segments(
+    batch: dict, data: DataConfig, sample_rate: int, generator: torch.Generator, device
+) -> tuple[torch.Tensor, ...]:
+    """The real audio of a batch: channel augmentation (``data.augment``), random peak gain, optional dither, zero
+    past each length. -> (wav, lens)."""
+    wav = channel_augment(batch["audio"], batch["audio_lens"], data.augment, sample_rate, generator)
+    wav = random_peak_gain(wav, data.gain_db, generator)
     if data.dither_db is not None:
         wav = wav + 10 ** (data.dither_db / 20) * torch.randn(wav.shape, generator=generator)
     wav, lens = wav.to(device), batch["audio_lens"].to(device)
@@ -147,6 +154,7 @@ def run_gan_loop(
     objects = {"model": model, "discs": discs, "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}
     state = resume_checkpoint(out_dir / "last.pt", {**objects, "sampler": sampler}, info.rank)
     step = state["step"] if state else 0
+    selection = Selection.resumed(cfg.select_on, o.patience, state)
     if state and info.is_main:
         print(f"resumed from {out_dir / 'last.pt'} at step {step}", flush=True)
     mel_loss = MelLoss(sample_rate).to(device)
@@ -155,15 +163,15 @@ def run_gan_loop(
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + info.rank + step)
     logger = TrainLogger(out_dir, enabled=info.is_main)
     model.train()
-    t_last, consumed = time.time(), sampler.batches_done
-    while step < o.max_steps:
+    t_last, consumed, stop = time.time(), sampler.batches_done, selection.exhausted
+    while step < o.max_steps and not stop:
         epoch = sampler.epoch  # the loader prefetches, so the sampler's own counters run ahead of training
         loader.dataset.set_epoch(epoch)
         for batch in loader:
             consumed += 1
             if not batch["ids"]:
                 continue
-            wav, lens = prepare_segments(batch, cfg.data, gen, device)
+            wav, lens = prepare_segments(batch, cfg.data, sample_rate, gen, device)
             with amp:
                 g = generate(wav, lens, step, gen)
             fake = g.fake.float()[:, : wav.shape[1]]
@@ -213,19 +221,30 @@ def run_gan_loop(
                     for name, ref, rec in samples:
                         logger.audio(step, f"{name}/reference", ref, sample_rate)
                         logger.audio(step, f"{name}/reconstruction", rec, sample_rate)
+                    if selection.update(metrics):
+                        save_best(out_dir, step, metrics, lambda d, s=step: save_fn(d, s))
+                stop = broadcast_object(selection.exhausted)
                 barrier()
-            if step % o.save_every == 0 or step >= o.max_steps:
+            if step % o.save_every == 0 or step >= o.max_steps or stop:
                 sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": consumed}
                 saved = {k: unwrap(v) for k, v in objects.items()}
                 save_checkpoint(
-                    out_dir / "last.pt", step, saved, info.is_main, sampler=sampler_state, config=to_dict(cfg)
+                    out_dir / "last.pt",
+                    step,
+                    saved,
+                    info.is_main,
+                    sampler=sampler_state,
+                    config=to_dict(cfg),
+                    **selection.state(),
                 )
                 if info.is_main:
                     save_fn(out_dir, step)
                 barrier()
-            if step >= o.max_steps:
+            if step >= o.max_steps or stop:
                 break
         else:
             consumed = 0  # the sampler moved on to the next epoch by itself
+    if stop and info.is_main:
+        print(f"early stop at step {step}: {cfg.select_on} did not improve in {o.patience} validations", flush=True)
     logger.close()
     return step

@@ -40,6 +40,49 @@ class LoopConfig:
     save_every: int = 1000
     bf16: bool = True  # autocast on CUDA
     cpu_bf16: bool = False  # autocast on CPUs with native bf16 (audiotok.train.distributed.bf16_autocast)
+    patience: int = 0  # stop after this many validations without a better selection metric (0 = never)
+
+
+@dataclass
+class Selection:
+    """Best-checkpoint selection and early stopping on one validation metric (lower is better); its state
+    (``best``, ``stale``: validations since the last improvement) is kept in ``last.pt``."""
+
+    metric: str | None
+    patience: int = 0
+    best: float = math.inf
+    stale: int = 0
+
+    @classmethod
+    def resumed(cls, metric: str | None, patience: int, state: dict | None) -> Selection:
+        state = state or {}
+        return cls(metric, patience, state.get("best", math.inf), state.get("stale", 0))
+
+    def update(self, metrics: dict) -> bool:
+        """Record one validation; True when it is the best so far (then save into ``best/``)."""
+        if self.metric is None:
+            return False
+        value = float(metrics.get(self.metric, math.inf))
+        if value < self.best:
+            self.best, self.stale = value, 0
+            return True
+        self.stale += 1
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether patience ran out (training should stop)."""
+        return self.patience > 0 and self.stale >= self.patience
+
+    def state(self) -> dict:
+        return {"best": self.best, "stale": self.stale}
+
+
+def save_best(out_dir: Path, step: int, metrics: dict, save: Callable[[Path], None]) -> None:
+    """Write the inference files into ``out_dir/best`` with the validation metrics that chose them."""
+    (out_dir / "best").mkdir(parents=True, exist_ok=True)
+    save(out_dir / "best")
+    (out_dir / "best" / "metrics.json").write_text(json.dumps({"step": step, **metrics}, default=float))
 
 
 def run_loop(
@@ -78,12 +121,12 @@ def run_loop(
     objects = {"model": model_state, "opt": opt_state, "sched": sched, "sampler": sampler}
     state = resume_checkpoint(out_dir / "last.pt", objects, info.rank)
     step = state["step"] if state else 0
-    best = state.get("best", math.inf) if state else math.inf  # best validation metric so far
+    selection = Selection.resumed(select_on, cfg.patience, state)
     amp = bf16_autocast(device, cfg.bf16, cfg.cpu_bf16)
     logger = TrainLogger(out_dir, enabled=info.is_main)
     model.train()
-    t_last, consumed = time.time(), sampler.batches_done
-    while step < cfg.max_steps:
+    t_last, consumed, stop = time.time(), sampler.batches_done, selection.exhausted
+    while step < cfg.max_steps and not stop:
         epoch = sampler.epoch
         if hasattr(loader.dataset, "set_epoch"):
             loader.dataset.set_epoch(epoch)
@@ -124,31 +167,32 @@ def run_loop(
                     model.eval()
                     metrics = validate_fn()
                     model.train()
-                    improved = select_on is not None and metrics.get(select_on, math.inf) < best
+                    improved = selection.update(metrics)
                     if sharded:  # rank 0 decides for all
                         improved = broadcast_object(improved)
                     if info.is_main:
                         logger.scalars(step, metrics, prefix="valid")
-                    if improved:
-                        best = float(metrics[select_on])
-                        (out_dir / "best").mkdir(parents=True, exist_ok=True)
+                    if improved and info.is_main:
+                        save_best(out_dir, step, metrics, save_fn)
+                    elif improved:  # FSDP: gathering the weights is a collective
                         save_fn(out_dir / "best")
-                        if info.is_main:
-                            (out_dir / "best" / "metrics.json").write_text(json.dumps({"step": step, **metrics}))
+                stop = broadcast_object(selection.exhausted)  # rank 0 validated: it decides for every rank
                 barrier()
-            if step % cfg.save_every == 0 or step >= cfg.max_steps:
+            if step % cfg.save_every == 0 or step >= cfg.max_steps or stop:
                 sampler_state = {**sampler.state_dict(), "epoch": epoch, "batches_done": consumed}
                 saved = {k: v for k, v in objects.items() if k != "sampler"}
                 extra = {"config": to_dict(full_config)} if full_config is not None else {}
                 save_checkpoint(
-                    out_dir / "last.pt", step, saved, info.is_main, sampler=sampler_state, best=best, **extra
+                    out_dir / "last.pt", step, saved, info.is_main, sampler=sampler_state, **selection.state(), **extra
                 )
                 if info.is_main or sharded:
                     save_fn(out_dir)
                 barrier()
-            if step >= cfg.max_steps:
+            if step >= cfg.max_steps or stop:
                 break
         else:
             consumed = 0
+    if stop and info.is_main:
+        print(f"early stop at step {step}: {selection.metric} did not improve in {cfg.patience} validations")
     logger.close()
     return step

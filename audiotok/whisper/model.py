@@ -17,6 +17,7 @@ from whisper.model import Whisper as OpenAIWhisper
 
 from audiotok.audio import resample
 from audiotok.data.features import MelSpectrogram, whisper_mel
+from audiotok.registry import Pretrained
 
 SAMPLE_RATE = 16000
 TEXT_UNITS = ("bpe", "char")
@@ -47,10 +48,13 @@ def small_dims(
     )
 
 
-class Whisper(OpenAIWhisper):
+class Whisper(Pretrained, OpenAIWhisper):
     """openai-whisper's model (same modules, same state dict: ``whisper.decode`` and ``load_model`` work on it) that
     also records how it spells its transcripts, ``text_unit`` (see :func:`text_unit`): a constructor argument saved
-    with its checkpoints, where openai-whisper's own ``Whisper`` is always ``bpe``."""
+    with its checkpoints, where openai-whisper's own ``Whisper`` is always ``bpe``. ``from_pretrained`` takes what
+    :func:`load_whisper` does (a Whisper name as openai-whisper's own class)."""
+
+    registry_kind = "whisper"
 
     def __init__(self, dims: ModelDimensions, text_unit: str = "bpe"):
         if text_unit not in TEXT_UNITS:
@@ -136,16 +140,25 @@ def save_safetensors(model: Whisper, path: str | os.PathLike, dtype: torch.dtype
     return path
 
 
-def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") -> Whisper:
-    """A Whisper model from our safetensors file, an openai-whisper ``.pt``, a bundled name (``whisper-synth``) or
-    a Whisper name (``tiny.en``, ``base``: :mod:`audiotok.whisper.pretrained`)."""
-    from audiotok.registry import installed
-
+def load_whisper(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Whisper:
+    """A Whisper model from our safetensors file, an openai-whisper ``.pt``, or any name the registry resolves to a
+    Whisper: a bundled name (``whisper-synth``), a Whisper name (``tiny.en``, ``base``:
+    :mod:`audiotok.whisper.pretrained`), a hub id of such a file (``org/name:model.pt``)."""
     path = Path(path)
-    if not path.exists() and str(path) in {b.name for b in installed()}:
-        from audiotok.registry import bundled_path
+    if not path.is_file():
+        from audiotok.registry import resolve
 
-        path = bundled_path(str(path))
+        resolved = resolve(str(path), "whisper", revision, cache_dir)
+        if "whisper_name" in resolved.options:  # openai-whisper's cache, the packaged copy, or its download
+            from audiotok.whisper.pretrained import load_pretrained_whisper
+
+            return load_pretrained_whisper(resolved.options["whisper_name"], device=device)
+        path = resolved.path
     if path.suffix == ".safetensors":
         from audiotok.checkpoint import load_state, read_metadata
 
@@ -155,10 +168,6 @@ def load_whisper(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         model = Whisper(ModelDimensions(**json.loads(meta["config"])), meta.get("text_unit", "bpe"))
         model.load_state_dict({k: v.float() for k, v in load_state(path, meta).items()})
         return model.to(device).eval()
-    if not path.is_file():  # an official name: openai-whisper's cache, the packaged copy, or its download
-        from audiotok.whisper.pretrained import load_pretrained_whisper
-
-        return load_pretrained_whisper(str(path), device=device)
     # openai-whisper's {dims, model_state_dict} layout, read once; our exports also say how they spell
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     model = Whisper(ModelDimensions(**ckpt["dims"]), ckpt.get("text_unit", "bpe"))

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from audiotok.codec.discriminators import DiscriminatorConfig, Discriminators
+from audiotok.codec.discriminators import RELEASED_LOSS_WEIGHTS, DiscriminatorConfig, Discriminators
 from audiotok.codec.model import Codec, codec_config
 from audiotok.codec.quantizer import codebook_usage
 from audiotok.config import config_from_args, save_config, to_dict
@@ -40,18 +40,7 @@ from audiotok.train.gan import GANTrainConfig, Generated, build_loader, run_gan_
 class CodecTrainConfig(GANTrainConfig):
     model: str = "wavtokenizer-75"  # a named config of audiotok.codec.codec_config
     disc: DiscriminatorConfig = field(default_factory=lambda: DiscriminatorConfig(dac_fft_sizes=(2048, 1024, 512)))
-    weights: dict = field(
-        default_factory=lambda: {
-            "mel": 45.0,
-            "commit": 1000.0,
-            "adv/mpd": 1.0,
-            "adv/mrd": 1.0,
-            "adv/dac": 1.0,
-            "fm/mpd": 1.0,
-            "fm/mrd": 1.0,
-            "fm/dac": 1.0,
-        }
-    )
+    weights: dict = field(default_factory=lambda: dict(RELEASED_LOSS_WEIGHTS))
     dac_bug: bool = False  # reproduce the released DAC discriminator bug (see module docstring)
     n_cond: int = 4  # bandwidth ids drawn in training (0 at inference)
     kmeans_batches: int = 8  # batches of latents collected for the k-means initialisation
@@ -61,6 +50,9 @@ class CodecTrainConfig(GANTrainConfig):
     vq_warmup_steps: int = 0  # steps with the VQ bypassed before k-means init (0 = k-means on the first batches,
     # as released; the random encoder's latents are tiny and drift fast, which collapses a codebook fitted to them)
     dead_code_fraction: float = 0.1  # threshold = fraction * frames per batch / codebook size; < 0: released 2.0
+    init_from: str | None = None  # warm start of a fresh run: a bundled name ("codec") or checkpoint of the same
+    # architecture; its encoder, codebook and decoder replace the data-dependent and k-means initialisations
+    select_on: str | None = "val_loss"  # best/ and loop.patience follow validation mel distance + (5 - PESQ)
     out_dir: str = "runs/codec"  # (bf16 autocasts training only: inference stays fp32, bf16 flips codes)
 
 
@@ -81,6 +73,15 @@ def kmeans_init(model: Codec, cfg: CodecTrainConfig, device: torch.device, step:
     if dist.is_initialized():
         for buf in model.quantizer.vq._codebook.buffers():
             dist.broadcast(buf, src=0)
+
+
+def warm_start(model: Codec, name_or_path: str) -> None:
+    """Copy a trained codec's weights and codebook into ``model`` (which must have the same config)."""
+    source = Codec.from_pretrained(name_or_path)
+    if to_dict(source.config) != to_dict(model.config):
+        raise ValueError(f"init_from={name_or_path!r} is a different architecture than model={model.config}")
+    model.load_state_dict(source.state_dict())
+    print(f"warm start from {name_or_path} ({getattr(source, 'weights_sha256', '')[:12]})", flush=True)
 
 
 def validate(model: Codec, cfg: CodecTrainConfig, device: torch.device) -> tuple[dict, list]:
@@ -117,7 +118,9 @@ def train(cfg: CodecTrainConfig) -> dict:
     if cfg.dac_bug:  # the released bug: the DAC discriminator in the loss is never optimised
         discs.dac.requires_grad_(False)
     loader, sampler = build_loader(cfg.data, model.sample_rate, cfg.seed, info.rank, info.world_size)
-    if not (out_dir / "last.pt").exists():  # a fresh run (a resumed one loads all of this)
+    if not (out_dir / "last.pt").exists() and cfg.init_from:  # a fresh run from trained weights
+        warm_start(model, cfg.init_from)
+    elif not (out_dir / "last.pt").exists():  # a fresh run (a resumed one loads all of this)
         if cfg.encoder_init == "ddi":
             init_loader, _ = build_loader(cfg.data, model.sample_rate, seed=cfg.seed + 7)
             wav = next(iter(init_loader))["audio"].to(device)
@@ -133,11 +136,11 @@ def train(cfg: CodecTrainConfig) -> dict:
     g_model = DDP(model, broadcast_buffers=False) if info.distributed else model
 
     def generate(wav: torch.Tensor, lens: torch.Tensor, step: int, gen: torch.Generator) -> Generated:
-        if step == cfg.vq_warmup_steps and step > 0:
+        if step == cfg.vq_warmup_steps and step > 0 and not cfg.init_from:
             with torch.autocast(device.type, enabled=False):
                 kmeans_init(model, cfg, device, step)
         cond = torch.randint(0, cfg.n_cond, (1,), generator=gen).to(device)
-        out = g_model(wav, lens, cond, quantize=step >= cfg.vq_warmup_steps)
+        out = g_model(wav, lens, cond, quantize=bool(cfg.init_from) or step >= cfg.vq_warmup_steps)
 
         def usage() -> dict:
             u = codebook_usage(out["codes"], model.codebook_size, out["code_lens"])

@@ -40,7 +40,7 @@ class FlowData(TokenSplits):
 
 @dataclass
 class FlowTrainConfig:
-    flow: FlowConfig = field(default_factory=FlowConfig)
+    model: FlowConfig = field(default_factory=FlowConfig)
     vocoder: str = "small"  # the vocoder config whose mel the flow predicts (hop, bins)
     data: FlowData = field(default_factory=FlowData)
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(lr=1e-4, betas=(0.9, 0.999)))
@@ -57,19 +57,19 @@ def train(cfg: FlowTrainConfig) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
     if info.is_main:
-        cache_tokens(cfg.semantic_tokenizer, cfg.data, out, cfg.flow.n_speech)
+        cache_tokens(cfg.semantic_tokenizer, cfg.data, out, cfg.model.n_speech)
     barrier()
     torch.manual_seed(cfg.seed)
-    flow = FlowDecoder(cfg.flow).to(device)
+    flow = FlowDecoder(cfg.model).to(device)
     mel_cfg = vocoder_mel(vocoder_config(cfg.vocoder))
-    if mel_cfg.n_mels != cfg.flow.n_mels:
-        raise ValueError(f"the vocoder reads {mel_cfg.n_mels} mel bins, the flow makes {cfg.flow.n_mels}")
+    if mel_cfg.n_mels != cfg.model.n_mels:
+        raise ValueError(f"the vocoder reads {mel_cfg.n_mels} mel bins, the flow makes {cfg.model.n_mels}")
     mel_fn = MelSpectrogram(mel_cfg).to(device)
-    unit = mel_cfg.hop_length * cfg.flow.ratio
+    unit = mel_cfg.hop_length * cfg.model.ratio
     token_rate = json.loads((out / "tokens.json").read_text())["frame_rate"]
     if abs(token_rate * unit - mel_cfg.sample_rate) > 1e-3:
         raise ValueError(
-            f"{token_rate:g} tokens/s x {cfg.flow.ratio} mel frames per token x hop {mel_cfg.hop_length} "
+            f"{token_rate:g} tokens/s x {cfg.model.ratio} mel frames per token x hop {mel_cfg.hop_length} "
             f"!= {mel_cfg.sample_rate} samples/s: the flow's ratio does not fit the tokenizer and the vocoder"
         )
     dataset = TokenMelDataset(
@@ -85,9 +85,9 @@ def train(cfg: FlowTrainConfig) -> dict:
     def loss_fn(batch, generator=gen):
         codes, code_lens = batch["codes"], batch["code_lens"]
         mel, _ = mel_fn(batch["audio"], batch["audio_lens"])
-        mel = mel.transpose(1, 2)[:, : codes.shape[1] * cfg.flow.ratio]
+        mel = mel.transpose(1, 2)[:, : codes.shape[1] * cfg.model.ratio]
         loss, logs = (net.module if info.distributed else net).loss(
-            mel, code_lens * cfg.flow.ratio, codes, code_lens, generator=generator
+            mel, code_lens * cfg.model.ratio, codes, code_lens, generator=generator
         )
         return loss, logs
 

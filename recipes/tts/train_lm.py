@@ -44,7 +44,7 @@ class LMData(TokenSplits):
 
 @dataclass
 class LMTrainConfig:
-    lm: TTSLMConfig = field(default_factory=TTSLMConfig)
+    model: TTSLMConfig = field(default_factory=TTSLMConfig)
     data: LMData = field(default_factory=LMData)
     loop: LoopConfig = field(default_factory=LoopConfig)
     semantic_tokenizer: str = "semantic"  # bundled name or checkpoint (SemanticTokenizer)
@@ -59,18 +59,18 @@ class LMTrainConfig:
 def _prepare(cfg: LMTrainConfig, out: Path, is_main: bool) -> TTSTokenizer:
     """Token caches and the text BPE, made by rank 0 once."""
     if is_main:
-        cache_tokens(cfg.semantic_tokenizer, cfg.data, out, cfg.lm.n_speech)
+        cache_tokens(cfg.semantic_tokenizer, cfg.data, out, cfg.model.n_speech)
         if not (out / "tokenizer" / "tokenizer.json").exists():
             if cfg.init_tts:
-                tok = TTSTokenizer.from_pretrained(cfg.init_tts, cfg.lm.n_speech)
+                tok = TTSTokenizer.from_pretrained(cfg.init_tts, cfg.model.n_speech)
             elif cfg.init_llm:
-                tok = TTSTokenizer.from_llm(cfg.init_llm, cfg.lm.n_speech)
+                tok = TTSTokenizer.from_llm(cfg.init_llm, cfg.model.n_speech)
             else:
                 texts = [r["text"] for r in read_tokens(out / "tokens-train.jsonl")]
-                tok = TTSTokenizer.build(texts, cfg.lm.n_speech, cfg.data.text_vocab_size)
+                tok = TTSTokenizer.build(texts, cfg.model.n_speech, cfg.data.text_vocab_size)
             tok.save(out / "tokenizer")
     barrier()
-    return TTSTokenizer.from_pretrained(out / "tokenizer", cfg.lm.n_speech)
+    return TTSTokenizer.from_pretrained(out / "tokenizer", cfg.model.n_speech)
 
 
 def train(cfg: LMTrainConfig) -> dict:
@@ -78,7 +78,9 @@ def train(cfg: LMTrainConfig) -> dict:
         raise ValueError("init_llm and init_tts exclude each other")
     init = TTSLM.from_pretrained(cfg.init_tts) if cfg.init_tts else None
     if init is not None:
-        cfg = replace(cfg, lm=init.config)  # the architecture is the trained model's
+        cfg = replace(cfg, model=init.config)  # the architecture is the trained model's
+    # the LM's own config names the tokenizer whose codes it speaks (saved with its weights)
+    cfg = replace(cfg, model=replace(cfg.model, semantic_tokenizer=cfg.semantic_tokenizer))
     info = setup_distributed(cfg.device)
     device, out = info.device, Path(cfg.out_dir)
     if info.is_main:
@@ -89,7 +91,7 @@ def train(cfg: LMTrainConfig) -> dict:
     if init is not None:
         lm = init.to(device)
     else:
-        lm = (TTSLM.from_llm(cfg.init_llm, cfg.lm) if cfg.init_llm else TTSLM(cfg.lm, tok)).to(device)
+        lm = (TTSLM.from_llm(cfg.init_llm, cfg.model) if cfg.init_llm else TTSLM(cfg.model, tok)).to(device)
     dataset = PairDataset(read_tokens(out / "tokens-train.jsonl"), tok, cfg.data.prompt_prob, cfg.seed)
     # a prompt can double a sequence: budget with twice the plain length
     sampler = DurationBatchSampler(

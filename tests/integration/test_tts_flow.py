@@ -159,4 +159,4 @@ def test_flow_recipe_refuses_a_tokenizer_of_another_codebook_size(tiny_corpus, t
     ]
     with pytest.raises(ValueError, match="set n_speech=32"):
         main([*args, f"semantic_tokenizer={sem}", f"out_dir={tmp_path / 'run'}"])
-    main([*args, f"semantic_tokenizer={sem}", f"out_dir={tmp_path / 'run'}", "flow.n_speech=32", "loop.max_steps=1"])
+    main([*args, f"semantic_tokenizer={sem}", f"out_dir={tmp_path / 'run'}", "model.n_speech=32", "loop.max_steps=1"])

@@ -195,12 +195,18 @@ def test_lm_recipe_runs_two_steps_resumes_and_saves_an_hf_directory(tiny_corpus,
     assert steps == [1, 2, 3, 4]
     assert json.loads((out / "valid.jsonl").read_text().splitlines()[0])["loss"] > 0
     lm = TTSLM.from_pretrained(out / "lm")
+    assert lm.config.semantic_tokenizer == str(semantic_file)  # the LM's config names the tokenizer it speaks
     codes = lm.generate([lm.tokenizer.encode_text("Nine.")], sampling=SamplingConfig(max_ratio=3.0))[0]
     assert all(0 <= c < 6561 for c in codes)
     # fine-tuning a trained LM (init_tts): starts from its weights, keeps its tokenizer and architecture
     tuned = tmp_path / "tuned"
     main(
-        [*_lm_args(tiny_corpus, semantic_file, tuned), "loop.max_steps=1", f"init_tts={out / 'lm'}", "lm.num_layers=1"]
+        [
+            *_lm_args(tiny_corpus, semantic_file, tuned),
+            "loop.max_steps=1",
+            f"init_tts={out / 'lm'}",
+            "model.num_layers=1",
+        ]
     )
     again = TTSLM.from_pretrained(tuned / "lm")
     assert again.config.num_layers == lm.config.num_layers and again.vocab == lm.vocab

@@ -93,6 +93,7 @@ def test_bad_inputs(tiny, tmp_path):
         tiny.decode(torch.tensor([[0, 64]]))
     with pytest.raises(CheckpointError):
         Codec.from_pretrained(tmp_path / "nope.safetensors")
+    (tmp_path / "x.ckpt").write_bytes(b"")  # not a released file name, no x.yaml beside it
     with pytest.raises(ValueError, match="needs its YAML"):
         Codec.from_pretrained(tmp_path / "x.ckpt")
     with pytest.raises(ValueError, match="mono"):

@@ -78,9 +78,18 @@ def phonemize(text: str) -> str:
         return _g2p()(text).strip()
 
 
-@lru_cache(maxsize=1)
 def kokoro_assets() -> tuple[str, dict[str, int], dict[str, np.ndarray]]:
-    """``(onnx path, phoneme vocabulary, style packs)``; the model is reassembled once by the package."""
+    """``(onnx path, phoneme vocabulary, style packs)``; the model is reassembled once by the package (under a
+    lock: the corpus builder's threads would otherwise reassemble it into the same temporary file at once)."""
+    with _assets_lock:
+        return _kokoro_assets()
+
+
+_assets_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _kokoro_assets() -> tuple[str, dict[str, int], dict[str, np.ndarray]]:
     _require("kokoro")
     import importlib.resources as res
 
