@@ -33,7 +33,7 @@ def cmd_eval_codec(args: argparse.Namespace) -> int:
         batch_seconds=args.batch_seconds,
         references=not args.no_references,
         progress=not args.quiet,
-        skip=args.skip,
+        skip_per_speaker=args.skip_per_speaker,
         condition=args.condition,
     )
     result["model"] = str(args.model or "bundled:codec")
@@ -49,7 +49,9 @@ def _add_eval_codec(sub: Subparsers) -> None:
     )
     s.add_argument("--config", default=None, help="YAML of an official WavTokenizer .ckpt")
     s.add_argument("--limit", type=int, default=None)
-    s.add_argument("--skip", type=int, default=0, help="leave out the first N utterances (e.g. a run's validation)")
+    s.add_argument(
+        "--skip-per-speaker", type=int, default=0, help="leave out each voice's first N (a run's validation share)"
+    )
     s.add_argument(
         "--condition",
         default="clean",

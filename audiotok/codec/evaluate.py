@@ -21,6 +21,7 @@ from tqdm import tqdm
 from audiotok.codec.model import Codec
 from audiotok.codec.quantizer import codebook_usage
 from audiotok.data.dataset import AudioDataset, audio_loader
+from audiotok.data.manifest import even_share
 from audiotok.metrics import mean_metrics, reconstruction_metrics
 from audiotok.nn.masks import sequence_mask
 
@@ -61,14 +62,21 @@ def evaluate_codec(
     batch_seconds: float = 60.0,
     references: bool = True,
     progress: bool = True,
-    skip: int = 0,
+    skip_per_speaker: int = 0,
     condition: str = "clean",
 ) -> dict:
-    """Scores of ``model`` on ``manifest`` (and of the two reference points when ``references``): utterances
-    ``skip`` to ``skip + limit`` (e.g. skip the ones a training run validated on), under ``condition``."""
+    """Scores of ``model`` on ``manifest`` (and of the two reference points when ``references``) under
+    ``condition``: about ``limit`` utterances as an even share of every speaker, after leaving out the first
+    ``skip_per_speaker`` of each (the ones a training run validated on)."""
     model.eval()
     dataset = AudioDataset(manifest, sample_rate=model.sample_rate, on_error="skip")
-    dataset.utterances = dataset.utterances[skip : None if limit is None else skip + limit]
+    seen: dict[str, int] = {}
+    kept = []
+    for u in dataset.utterances:
+        seen[u.speaker or ""] = seen.get(u.speaker or "", 0) + 1
+        if seen[u.speaker or ""] > skip_per_speaker:
+            kept.append(u)
+    dataset.utterances = even_share(kept, limit)
     loader = audio_loader(dataset, max_seconds=batch_seconds, shuffle=False)
     rows = {"codec": [], "lower_bound": [], "upper_bound": []}
     all_codes = []
@@ -102,7 +110,8 @@ def evaluate_codec(
     result = {
         "utterances": len(rows["codec"]),
         "condition": condition,
-        "skip": skip,
+        "skip_per_speaker": skip_per_speaker,
+        "speakers": len({u.speaker for u in dataset.utterances}),
         "hours": seconds / 3600,
         "sample_rate": model.sample_rate,
         "tokens_per_second": model.frame_rate,

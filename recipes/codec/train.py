@@ -29,7 +29,7 @@ from audiotok.codec.discriminators import RELEASED_LOSS_WEIGHTS, DiscriminatorCo
 from audiotok.codec.model import Codec, codec_config
 from audiotok.codec.quantizer import codebook_usage
 from audiotok.config import config_from_args, save_config, to_dict
-from audiotok.data.manifest import read_manifest
+from audiotok.data.manifest import even_share, read_manifest
 from audiotok.metrics import mean_metrics, reconstruction_metrics
 from audiotok.nn.init import data_dependent_init
 from audiotok.train import barrier, cleanup_distributed, setup_distributed
@@ -85,12 +85,13 @@ def warm_start(model: Codec, name_or_path: str) -> None:
 
 
 def validate(model: Codec, cfg: CodecTrainConfig, device: torch.device) -> tuple[dict, list]:
-    """Reconstruction metrics and codebook usage on the first ``n_valid`` held-out utterances."""
+    """Reconstruction metrics and codebook usage on about ``n_valid`` held-out utterances, an even share of every
+    voice (the first ones of each: ``eval-codec --skip-per-speaker`` leaves them out of a report)."""
     from audiotok.audio import load, resample
 
     model.eval()
     rows, all_codes, samples = [], [], []
-    for u in read_manifest(cfg.data.valid)[: cfg.data.n_valid]:
+    for u in even_share(read_manifest(cfg.data.valid), cfg.data.n_valid):  # every held-out voice
         wav, sr = load(u.audio, mono=True)
         wav = resample(wav, sr, model.sample_rate).to(device)
         codes, code_lens = model.encode(wav)
