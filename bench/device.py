@@ -1,8 +1,9 @@
 """Every speed figure from one GPU run (issue 27, part 2): the driver that ``bench/device.sh`` calls.
 
-Runs each benchmark of ``bench/device_benches.py`` in its own process under a time cap (a benchmark that fails,
-is skipped or runs past its cap is recorded as such, with the rows it finished, and the run goes on), keeps the
-whole run inside ``--budget`` seconds, and writes ``<date>-<gpu>.json`` and ``.md`` to ``--results-dir`` (default
+Runs each benchmark of ``bench/device_benches.py`` (the table of them; they live by family in the other
+``bench/device_*.py`` modules) in its own process under a time cap (a benchmark that fails, is skipped or runs
+past its cap is recorded as such, with the rows it finished, and the run goes on), keeps the whole run inside
+``--budget`` seconds, and writes ``<date>-<gpu>.json`` and ``.md`` to ``--results-dir`` (default
 ``bench/results``) and to ``--out-dir`` (default ``$OUT`` when set), rewritten after every benchmark.
 
     python bench/device.py                      # the GPU run (bash bench/device.sh sets up, then calls this)

@@ -194,29 +194,38 @@ class SupervisedTokenizerASR(Pretrained, nn.Module):
         # a character Whisper from our recipe: the ASR loss runs on its 77 logits (exact, see restricted_vocab)
         self.vocab = restricted_vocab(self.whisper)
 
-    def tokenize_hidden(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel (B, n_mels, 2 * n_audio_ctx) -> hidden before the quantizer (B, L / pool, d)."""
+    def encode_below(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel (B, n_mels, 2 * n_audio_ctx) -> output of the blocks below the quantizer (B, L, d), 50 Hz."""
         enc = self.whisper.encoder
         x = F.gelu(enc.conv2(F.gelu(enc.conv1(mel)))).permute(0, 2, 1)
         x = x + enc.positional_embedding
         for block in enc.blocks[: self.config.quantize_after]:
             x = block(x)
+        return x
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) -> (B, L / pool, d): average pooling to the token rate."""
         if self.config.pool > 1:
             x = F.avg_pool1d(x.transpose(1, 2), self.config.pool, ceil_mode=True).transpose(1, 2)
         return x
 
+    def tokenize_hidden(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel (B, n_mels, 2 * n_audio_ctx) -> hidden before the quantizer (B, L / pool, d)."""
+        return self.pool(self.encode_below(mel))
+
     def forward(
         self, mel: torch.Tensor, texts: list[str], label_smoothing: float = 0.0, token_noise: float = 0.0
     ) -> dict[str, torch.Tensor]:
-        """ASR loss through the quantized bottleneck: ``{"asr", "commit", "codes", "features"}`` (the encoder
-        output computed from the tokens, (B, n_audio_ctx, d)), plus ``"ctc"`` with the CTC head (character CTC of
+        """ASR loss through the quantized bottleneck: ``{"asr", "commit", "codes", "features", "below"}``
+        (``features``: the encoder output computed from the tokens, (B, n_audio_ctx, d); ``below``: the output of the
+        blocks below the quantizer, (B, n_audio_ctx, d)), plus ``"ctc"`` with the CTC head (character CTC of
         the quantized tokens or of that encoder output, ``config.ctc_input``). ``label_smoothing`` and
         ``token_noise`` as in :func:`audiotok.whisper.asr_loss` (training aids)."""
-        h = self.tokenize_hidden(mel)
-        q, codes, commit = self.quantizer(h)
+        below = self.encode_below(mel)
+        q, codes, commit = self.quantizer(self.pool(below))
         features = self.decode_tokens_to_features(q)
         asr = asr_loss(self.whisper, mel, texts, features, self.vocab, label_smoothing, token_noise)
-        out = {"asr": asr, "commit": commit, "codes": codes, "features": features}
+        out = {"asr": asr, "commit": commit, "codes": codes, "features": features, "below": below}
         if self.ctc is not None:
             x = features if self.config.ctc_input == "encoder" else q
             log_probs = self.ctc(x).float().log_softmax(-1).transpose(0, 1)  # (T, B, C)

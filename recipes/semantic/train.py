@@ -40,6 +40,9 @@ class SemanticTrainConfig(WhisperTrainConfig):
     init_whisper_seconds: float | None = None  # slice its audio context to this many seconds (real Whisper: 30 s)
     freeze_below: bool = False  # freeze the conv stem and the blocks below the quantizer (fine-tune those above it
     # and the decoder: the tokenizer's lower half stays the pretrained ASR encoder)
+    # freeze the decoder (and the token embedding it shares): the ASR loss then trains only what reads the audio. On a
+    # few hours of synthetic speech a trainable decoder learns the training sentences instead of reading the tokens
+    freeze_decoder: bool = False
     commit_weight: float = 1.0  # VQ commitment (FSQ has none)
     # training aid: mean squared distance of the encoder output read from the tokens to the starting Whisper's own
     # encoder output (a frozen copy of init_whisper's encoder): a dense target for the blocks above the quantizer
@@ -82,6 +85,8 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
         enc = model.whisper.encoder
         for module in (enc.conv1, enc.conv2, *enc.blocks[: tc.quantize_after]):
             module.requires_grad_(False)
+    if cfg.freeze_decoder:
+        model.whisper.decoder.requires_grad_(False)
 
     if cfg.init_ctc:
         if model.ctc is None or tc.ctc_input != "encoder":
@@ -97,7 +102,20 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
     if cfg.distill_weight > 0:
         if whisper is None:
             raise ValueError("distill_weight needs init_whisper (the teacher is its encoder)")
-        teacher = copy.deepcopy(whisper.encoder).eval().requires_grad_(False)
+        enc = copy.deepcopy(whisper.encoder).eval().requires_grad_(False)
+        if cfg.freeze_below:  # the student's frozen lower blocks are the teacher's: run only the teacher's upper half
+            upper = enc.blocks[tc.quantize_after :]
+
+            def teacher(below: torch.Tensor, _mel: torch.Tensor) -> torch.Tensor:
+                x = below
+                for block in upper:
+                    x = block(x)
+                return enc.ln_post(x)
+
+        else:
+
+            def teacher(_below: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+                return enc(mel)
 
     def loss(net, mel, texts, audio_lens):
         out = net(mel, texts, cfg.label_smoothing, cfg.token_noise)
@@ -105,9 +123,9 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
         total = out["asr"] + cfg.commit_weight * out["commit"]
         logs = {}
         if teacher is not None:
-            teacher.to(mel.device)
+            enc.to(mel.device)
             with torch.no_grad():
-                target = teacher(mel)
+                target = teacher(out["below"].detach(), mel)
             distill = F.mse_loss(out["features"].float(), target.float())
             total = total + cfg.distill_weight * distill
             logs["distill"] = distill.detach()

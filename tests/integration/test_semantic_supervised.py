@@ -136,6 +136,60 @@ def test_recipe_starts_from_a_whisper_with_more_encoder_than_decoder_layers(wav_
     assert all(x["distill"] > 0 and x["ctc"] > 0 for x in logs)
 
 
+def test_recipe_with_frozen_decoder_trains_only_the_blocks_above_the_quantizer(wav_tree, tmp_path):
+    """freeze_below + freeze_decoder: the conv stem, the blocks below and the decoder stay the starting Whisper's;
+    the distillation target computed from the frozen lower blocks' output equals the starting encoder's output."""
+    from pathlib import Path
+
+    from audiotok.checkpoint import load_model
+    from audiotok.data.manifest import write_manifest
+    from audiotok.data.prepare import prepare
+    from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+    from audiotok.whisper import load_whisper, save_safetensors, small_dims
+    from recipes.semantic.train import main
+
+    root = Path(__file__).resolve().parents[2]
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
+    torch.manual_seed(0)
+    start = new_whisper(small_dims(80, 4.0, 32, 2, 3, n_text_layer=1, n_text_ctx=64))
+    save_safetensors(start, tmp_path / "w.safetensors")
+    out = tmp_path / "run"
+    args = [
+        "--config",
+        str(root / "recipes/semantic/configs/tiny.yaml"),
+        f"data.train={manifest}",
+        f"data.valid={manifest}",
+        f"out_dir={out}",
+        f"init_whisper={tmp_path / 'w.safetensors'}",
+        "model.quantize_after=1",
+        "loop.max_steps=2",
+        "loop.lr=0.01",
+        "freeze_below=true",
+        "freeze_decoder=true",
+        "distill_weight=1.0",
+        "loop.log_every=1",
+    ]
+    main(args)
+    trained = load_model(out / "model.safetensors").whisper
+    before, after = start.state_dict(), trained.state_dict()
+    frozen = [k for k in before if k.startswith(("decoder.", "encoder.conv", "encoder.blocks.0."))]
+    above = [k for k in before if k.startswith("encoder.blocks.") and not k.startswith("encoder.blocks.0.")]
+    assert frozen and above
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in above)
+
+    # the teacher shortcut: upper blocks of the start applied to the lower blocks' output == the start's encoder
+    w = load_whisper(str(tmp_path / "w.safetensors")).eval()
+    c = SupervisedConfig(n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=3, n_text_layer=1, n_text_ctx=64)
+    model = SupervisedTokenizerASR(SupervisedConfig(**{**c.__dict__, "quantize_after": 1}), w).eval()
+    mel = torch.randn(2, 80, 400)
+    x = model.encode_below(mel)
+    for block in w.encoder.blocks[1:]:
+        x = block(x)
+    assert torch.allclose(w.encoder.ln_post(x), w.encoder(mel), atol=1e-5)
+
+
 def test_ctc_head_on_the_quantized_features_and_training_aids_reach_the_loss():
     torch.manual_seed(0)
     cfg = SupervisedConfig(

@@ -14,6 +14,7 @@ sys.path.insert(0, str(BENCH))
 
 import device  # noqa: E402
 import device_benches  # noqa: E402
+import device_core  # noqa: E402
 
 
 def quick_args(tmp_path: Path, *extra: str):
@@ -48,11 +49,11 @@ def test_quick_run_reports_every_benchmark(tmp_path):
     assert {n for n, b in results["benchmarks"].items() if b["status"] != "ok"} <= {"codec-encodec"}
     codec = results["benchmarks"]["codec"]["rows"]
     assert {r["mode"] for r in codec} == {"one-by-one loop (peer)", "batched"}
-    assert {r["batch"] for r in codec} == set(device_benches.QUICK.codec_batches)
+    assert {r["batch"] for r in codec} == set(device_core.QUICK.codec_batches)
     semantic = {r["implementation"]: r for r in results["benchmarks"]["semantic"]["rows"]}
     assert semantic["audiotok"]["same_tokens_as_fp32_peer"] is True
     tts = results["benchmarks"]["tts-full"]["rows"]
-    assert [r["concurrency"] for r in tts] == list(device_benches.QUICK.tts_concurrency)
+    assert [r["concurrency"] for r in tts] == list(device_core.QUICK.tts_concurrency)
     assert all(r["first_chunk_ms_mean"] > 0 and r["rtf_per_stream"] > 0 for r in tts)
     assert {g["goal"] for g in results["goals"]} >= {"semantic tokens identical to s3tokenizer's (fp32)"}
     for folder in ("results", "out"):
@@ -81,7 +82,7 @@ def test_failure_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
 
 def test_skip_is_recorded(tmp_path, monkeypatch):
     def needs_peer(ctx):
-        device_benches.require("no_such_peer_package", "the peer")
+        device_core.require("no_such_peer_package", "the peer")
 
     monkeypatch.setitem(device_benches.FUNCTIONS, "env", needs_peer)
     monkeypatch.setitem(device_benches.FUNCTIONS, "train-flow", lambda ctx: None)
