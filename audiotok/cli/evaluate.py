@@ -99,7 +99,11 @@ def _add_eval_semantic(sub: Subparsers) -> None:
     s.add_argument("manifest", help="held-out speakers, e.g. data/synth/test.jsonl")
     s.add_argument("--model", default=None, help="semantic tokenizer .safetensors (default: bundled)")
     s.add_argument("--asr", default=None, help="the tokenizer's own ASR model (recipe's model.safetensors): WER")
-    s.add_argument("--reference-asr", default=None, help="an unquantized Whisper to compare: a name (base, tiny.en) or a .pt/.safetensors")
+    s.add_argument(
+        "--reference-asr",
+        default=None,
+        help="an unquantized Whisper to compare: a name (base, tiny.en) or a .pt/.safetensors",
+    )
     s.add_argument("--codec", default=None, help="codec checkpoint to compare (default: bundled; 'none' to skip)")
     s.add_argument("--limit", type=int, default=100)
     add_speakers(s)

@@ -50,6 +50,11 @@ class SupervisedConfig:
     codebook_size: int = 4096  # vq only
     fsq_dims: int = 8
     vq_decay: float = 0.99
+    # scale of the extra sinusoidal positional encoding added after the quantizer (CosyVoice). 0 for a pretrained
+    # Whisper: its blocks above already read positions from the features, and the extra encoding at full scale
+    # (as large as the features themselves) raised base's ASR loss after block 3 from 0.51 to 4.90 nats per token
+    # before any training (docs/results/2026-12-07-semantic-base.md)
+    extra_position_scale: float = 1.0
     text_unit: str = "bpe"  # how the ASR decoder spells (audiotok.whisper.text_unit)
     ctc: bool = False  # a character CTC head (training aid; not part of the tokenizer) ...
     ctc_input: str = "tokens"  # ... on the quantized tokens (25 Hz) or on the "encoder" output read from them (50 Hz)
@@ -236,7 +241,9 @@ class SupervisedTokenizerASR(Pretrained, nn.Module):
         """Quantized hidden (B, L / pool, d) -> encoder output (B, L, d) for the ASR decoder."""
         enc = self.whisper.encoder
         L = enc.positional_embedding.shape[0]
-        x = q.repeat_interleave(self.config.pool, dim=1)[:, :L] + self.extra_positions[:L]
+        x = q.repeat_interleave(self.config.pool, dim=1)[:, :L]
+        if self.config.extra_position_scale:
+            x = x + self.config.extra_position_scale * self.extra_positions[:L]
         for block in enc.blocks[self.config.quantize_after :]:
             x = block(x)
         return enc.ln_post(x)

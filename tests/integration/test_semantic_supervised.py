@@ -286,3 +286,20 @@ def test_recipe_vq_start_gathers_many_batches(wav_tree, tmp_path, capsys):
     assert frames >= 100  # several batches: one of 2 s holds 50 frames at most
     state = load_file(tmp_path / "run/model.safetensors")
     assert float(state["quantizer.scale"]) > 1.5  # the features' norm, not the unit codewords'
+
+
+def test_extra_position_scale_zero_hands_the_pooled_tokens_to_the_blocks_above_as_they_are():
+    from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+
+    torch.manual_seed(0)
+    c = SupervisedConfig(n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=3, quantize_after=1, quantizer="vq")
+    q = torch.randn(2, 100, 32)
+    off = SupervisedTokenizerASR(SupervisedConfig(**{**c.__dict__, "extra_position_scale": 0.0})).eval()
+    on = SupervisedTokenizerASR(c).eval()
+    on.load_state_dict(off.state_dict())
+    enc = off.whisper.encoder
+    x = q.repeat_interleave(2, dim=1)
+    for block in enc.blocks[1:]:
+        x = block(x)
+    assert torch.allclose(off.decode_tokens_to_features(q), enc.ln_post(x), atol=1e-5)
+    assert not torch.allclose(on.decode_tokens_to_features(q), enc.ln_post(x), atol=1e-3)
