@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,26 +51,26 @@ def test_loss_gradients_and_exported_tokenizer_matches(quantizer, tmp_path):
     assert torch.equal(loaded.encode(wavs)[0], codes)
 
 
-def test_recipe_two_steps_resume_and_exported_tokenizer(wav_tree, tmp_path):
-    import json
-    from pathlib import Path
-
+def _recipe_args(wav_tree, tmp_path) -> tuple[list[str], Path]:
+    """The tiny recipe on the wav tree's manifest (train = valid) -> (command-line args, out_dir)."""
     from audiotok.data.manifest import write_manifest
     from audiotok.data.prepare import prepare
-    from audiotok.semantic import SemanticTokenizer
-    from recipes.semantic.train import main
 
     root = Path(__file__).resolve().parents[2]
     manifest = tmp_path / "m.jsonl"
     write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
     out = tmp_path / "run"
-    args = [
-        "--config",
-        str(root / "recipes/semantic/configs/tiny.yaml"),
-        f"data.train={manifest}",
-        f"data.valid={manifest}",
-        f"out_dir={out}",
-    ]
+    config = str(root / "recipes/semantic/configs/tiny.yaml")
+    return ["--config", config, f"data.train={manifest}", f"data.valid={manifest}", f"out_dir={out}"], out
+
+
+def test_recipe_two_steps_resume_and_exported_tokenizer(wav_tree, tmp_path):
+    import json
+
+    from audiotok.semantic import SemanticTokenizer
+    from recipes.semantic.train import main
+
+    args, out = _recipe_args(wav_tree, tmp_path)
     main([*args, "loop.max_steps=2", "loop.valid_every=2"])
     main([*args, "loop.max_steps=4"])
     lines = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
@@ -139,28 +140,17 @@ def test_recipe_starts_from_a_whisper_with_more_encoder_than_decoder_layers(wav_
 def test_recipe_with_frozen_decoder_trains_only_the_blocks_above_the_quantizer(wav_tree, tmp_path):
     """freeze_below + freeze_decoder: the conv stem, the blocks below and the decoder stay the starting Whisper's;
     the distillation target computed from the frozen lower blocks' output equals the starting encoder's output."""
-    from pathlib import Path
-
     from audiotok.checkpoint import load_model
-    from audiotok.data.manifest import write_manifest
-    from audiotok.data.prepare import prepare
     from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
     from audiotok.whisper import load_whisper, save_safetensors, small_dims
     from recipes.semantic.train import main
 
-    root = Path(__file__).resolve().parents[2]
-    manifest = tmp_path / "m.jsonl"
-    write_manifest(manifest, prepare(wav_tree, progress=False).utterances)
+    args, out = _recipe_args(wav_tree, tmp_path)
     torch.manual_seed(0)
     start = new_whisper(small_dims(80, 4.0, 32, 2, 3, n_text_layer=1, n_text_ctx=64))
     save_safetensors(start, tmp_path / "w.safetensors")
-    out = tmp_path / "run"
     args = [
-        "--config",
-        str(root / "recipes/semantic/configs/tiny.yaml"),
-        f"data.train={manifest}",
-        f"data.valid={manifest}",
-        f"out_dir={out}",
+        *args,
         f"init_whisper={tmp_path / 'w.safetensors'}",
         "model.quantize_after=1",
         "loop.max_steps=2",
