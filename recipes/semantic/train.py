@@ -102,20 +102,20 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
     if cfg.distill_weight > 0:
         if whisper is None:
             raise ValueError("distill_weight needs init_whisper (the teacher is its encoder)")
-        enc = copy.deepcopy(whisper.encoder).eval().requires_grad_(False)
+        teacher_enc = copy.deepcopy(whisper.encoder).eval().requires_grad_(False)
         if cfg.freeze_below:  # the student's frozen lower blocks are the teacher's: run only the teacher's upper half
-            upper = enc.blocks[tc.quantize_after :]
+            upper = teacher_enc.blocks[tc.quantize_after :]
 
             def teacher(below: torch.Tensor, _mel: torch.Tensor) -> torch.Tensor:
                 x = below
                 for block in upper:
                     x = block(x)
-                return enc.ln_post(x)
+                return teacher_enc.ln_post(x)
 
         else:
 
             def teacher(_below: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-                return enc(mel)
+                return teacher_enc(mel)
 
     def loss(net, mel, texts, audio_lens):
         out = net(mel, texts, cfg.label_smoothing, cfg.token_noise)
@@ -123,7 +123,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
         total = out["asr"] + cfg.commit_weight * out["commit"]
         logs = {}
         if teacher is not None:
-            enc.to(mel.device)
+            teacher_enc.to(mel.device)
             with torch.no_grad():
                 target = teacher(out["below"].detach(), mel)
             distill = F.mse_loss(out["features"].float(), target.float())
