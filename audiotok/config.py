@@ -43,6 +43,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if origin is list and isinstance(value, (list, tuple)):
         (arg,) = typing.get_args(tp) or (Any,)
         return [_convert(arg, v, where) for v in value]
+    if origin is dict and isinstance(value, dict) and typing.get_args(tp):
+        _, arg = typing.get_args(tp)
+        return {k: _convert(arg, v, f"{where}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool) and not isinstance(value, tp):

@@ -7,6 +7,7 @@ allocated). RTF = seconds of compute / seconds of audio (lower is faster).
 
     make bench-codec        # installs encodec / DAC (with --no-deps for DAC's audiotools), then runs this
     python bench/codec.py [--device cuda] [--batches 1 16] [--budget 300]
+    python bench/codec.py --models bundled encodec-24k --batches 1 --threads 1 2   # CPU, 1 and 2 threads
 """
 
 from __future__ import annotations
@@ -89,8 +90,11 @@ def build(name: str, device: str):
     raise ValueError(name)
 
 
-def run_one(name: str, batch: int, device: str, repeats: int) -> dict:
-    """Time encode and decode (best of ``repeats`` after a warm-up) and measure peak memory."""
+def run_one(name: str, batch: int, device: str, repeats: int, threads: int | None = None) -> dict:
+    """Time encode and decode (best of ``repeats`` after a warm-up) and measure peak memory; ``threads``: CPU
+    threads for torch (default: torch's own choice)."""
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     encode, decode = build(name, device)
     x = 0.1 * torch.randn(batch, int(SECONDS * SAMPLE_RATE), device=device)
@@ -120,6 +124,7 @@ def run_one(name: str, batch: int, device: str, repeats: int) -> dict:
         "model": name,
         "batch": batch,
         "device": device,
+        "threads": torch.get_num_threads(),
         "encode_rtf": timings["encode"] / audio_seconds,
         "decode_rtf": timings["decode"] / audio_seconds,
         "peak_mb": peak_mb,
@@ -134,18 +139,21 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 16])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--budget", type=float, default=240.0, help="skip a run whose estimated time exceeds this (s)")
+    ap.add_argument("--threads", nargs="+", type=int, default=[0], help="CPU threads per run (0: torch's default)")
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "BATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.device, args.repeats)))
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.device, args.repeats, args.threads[0])))
         return
     rows = []
-    for name in args.models:
+    for name, threads in ((n, t) for n in args.models for t in args.threads):
         per_batch1 = None
         for batch in sorted(args.batches):
             estimate = per_batch1 * batch * 2 if per_batch1 else 0.0  # batch 16: a warm-up and one timed pass
             if estimate > args.budget:
-                rows.append({"model": name, "batch": batch, "skipped": f"est. {estimate:.0f} s > budget"})
+                rows.append(
+                    {"model": name, "batch": batch, "threads": threads, "skipped": f"est. {estimate:.0f} s > budget"}
+                )
                 continue
             res = subprocess.run(
                 [
@@ -158,34 +166,37 @@ def main() -> None:
                     args.device,
                     "--repeats",
                     str(args.repeats if batch == 1 else 1),
+                    "--threads",
+                    str(threads),
                 ],
                 capture_output=True,
                 text=True,
             )
             if res.returncode != 0:
-                rows.append({"model": name, "batch": batch, "skipped": res.stderr.strip().splitlines()[-1][:80]})
+                err = res.stderr.strip().splitlines()[-1][:80]
+                rows.append({"model": name, "batch": batch, "threads": threads, "skipped": err})
                 continue
             row = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append(row)
             if batch == 1:
                 per_batch1 = row["seconds"]
-    base = {r["batch"]: r for r in rows if r["model"] == "ours-75" and "skipped" not in r}
-    threads = torch.get_num_threads()
+    ref = "ours-75" if any(r["model"] == "ours-75" for r in rows) else rows[0]["model"]
+    base = {(r["batch"], r["threads"]): r for r in rows if r["model"] == ref and "skipped" not in r}
     print(
-        f"Codec speed, {SECONDS:g} s clips of noise at 24 kHz, random weights, device {args.device} "
-        f"({threads} CPU threads); RTF = compute time / audio time; ratio = RTF / RTF of ours-75 at that batch"
+        f"Codec speed, {SECONDS:g} s clips of noise at 24 kHz, device {args.device} (random weights but the bundled "
+        f"one); RTF = compute time / audio time; ratio = RTF / RTF of {ref} at that batch and thread count"
     )
-    print("| model | batch | encode RTF | decode RTF | total RTF | ratio | peak memory (MB) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | batch | CPU threads | encode RTF | decode RTF | total RTF | ratio | peak memory (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "skipped" in r:
-            print(f"| {r['model']} | {r['batch']} | skipped: {r['skipped']} | | | | |")
+            print(f"| {r['model']} | {r['batch']} | {r['threads'] or 'default'} | skipped: {r['skipped']} | | | | |")
             continue
         total = r["encode_rtf"] + r["decode_rtf"]
-        b = base.get(r["batch"])
+        b = base.get((r["batch"], r["threads"]))
         ratio = total / (b["encode_rtf"] + b["decode_rtf"]) if b else float("nan")
         print(
-            f"| {r['model']} | {r['batch']} | {r['encode_rtf']:.4f} | {r['decode_rtf']:.4f} | {total:.4f} | "
+            f"| {r['model']} | {r['batch']} | {r['threads']} | {r['encode_rtf']:.4f} | {r['decode_rtf']:.4f} | {total:.4f} | "
             f"{ratio:.2f}x | {r['peak_mb']:.0f} |"
         )
 

@@ -55,6 +55,7 @@ class S3Config:
     quantizer: str | None = None  # None: by version (v1 "vq", v2 "fsq")
     pool: int = 1  # encoder frames averaged per token (our supervised tokenizers: 2 = 25 Hz from 50 Hz)
     whisper_context: bool = False  # our supervised tokenizers: Whisper's fixed context, no masks (as trained)
+    subtract_positions: bool = False  # v1 only: quantize the hidden less the input positional embedding
 
     @property
     def frame_rate(self) -> float:
@@ -244,7 +245,10 @@ class SemanticTokenizer(Pretrained, nn.Module):
                 chunks.append(F.pad(part, (0, n - part.shape[-1]), value=float(floor)))
                 owner.append((b, part.shape[-1]))
         full = torch.full((len(chunks),), n, device=mel.device)
-        hidden, lens = self._pool(*self.encoder(torch.stack(chunks), full))
+        hidden, lens = self.encoder(torch.stack(chunks), full)
+        if self.config.subtract_positions:
+            hidden = hidden - self.encoder.positional_embedding[: hidden.shape[1]]
+        hidden, lens = self._pool(hidden, lens)
         codes = self.quantizer.encode(hidden)
         per_item: dict[int, list[torch.Tensor]] = {}
         for i, (b, frames) in enumerate(owner):

@@ -55,6 +55,10 @@ class SupervisedConfig:
     # (as large as the features themselves) raised base's ASR loss after block 3 from 0.51 to 4.90 nats per token
     # before any training (docs/results/2026-12-07-semantic-base.md)
     extra_position_scale: float = 1.0
+    # quantize the blocks' output less Whisper's own input positional embedding and add that embedding back after
+    # the quantizer at each frame's position: the codes spend nothing on position and the blocks above get exact
+    # positions (Whisper's embedding in the role of CosyVoice's extra one; docs/results/2026-12-07-semantic-base.md)
+    whisper_positions: bool = False
     text_unit: str = "bpe"  # how the ASR decoder spells (audiotok.whisper.text_unit)
     ctc: bool = False  # a character CTC head (training aid; not part of the tokenizer) ...
     ctc_input: str = "tokens"  # ... on the quantized tokens (25 Hz) or on the "encoder" output read from them (50 Hz)
@@ -214,9 +218,15 @@ class SupervisedTokenizerASR(Pretrained, nn.Module):
             x = F.avg_pool1d(x.transpose(1, 2), self.config.pool, ceil_mode=True).transpose(1, 2)
         return x
 
+    def to_quantizer_input(self, below: torch.Tensor) -> torch.Tensor:
+        """Output of the blocks below (B, L, d) -> the quantizer's input (B, L / pool, d)."""
+        if self.config.whisper_positions:
+            below = below - self.whisper.encoder.positional_embedding[: below.shape[1]]
+        return self.pool(below)
+
     def tokenize_hidden(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (B, n_mels, 2 * n_audio_ctx) -> hidden before the quantizer (B, L / pool, d)."""
-        return self.pool(self.encode_below(mel))
+        return self.to_quantizer_input(self.encode_below(mel))
 
     def forward(
         self, mel: torch.Tensor, texts: list[str], label_smoothing: float = 0.0, token_noise: float = 0.0
@@ -227,7 +237,7 @@ class SupervisedTokenizerASR(Pretrained, nn.Module):
         the quantized tokens or of that encoder output, ``config.ctc_input``). ``label_smoothing`` and
         ``token_noise`` as in :func:`audiotok.whisper.asr_loss` (training aids)."""
         below = self.encode_below(mel)
-        q, codes, commit = self.quantizer(self.pool(below))
+        q, codes, commit = self.quantizer(self.to_quantizer_input(below))
         features = self.decode_tokens_to_features(q)
         asr = asr_loss(self.whisper, mel, texts, features, self.vocab, label_smoothing, token_noise)
         out = {"asr": asr, "commit": commit, "codes": codes, "features": features, "below": below}
@@ -244,6 +254,8 @@ class SupervisedTokenizerASR(Pretrained, nn.Module):
         x = q.repeat_interleave(self.config.pool, dim=1)[:, :L]
         if self.config.extra_position_scale:
             x = x + self.config.extra_position_scale * self.extra_positions[:L]
+        if self.config.whisper_positions:
+            x = x + enc.positional_embedding[: x.shape[1]]
         for block in enc.blocks[self.config.quantize_after :]:
             x = block(x)
         return enc.ln_post(x)
@@ -273,6 +285,7 @@ class SupervisedTokenizerASR(Pretrained, nn.Module):
             codebook_size=self.quantizer.codebook_size,
             fsq_dims=c.fsq_dims,
             whisper_context=True,
+            subtract_positions=c.whisper_positions,
         )
         tok = SemanticTokenizer(s3)
         enc = self.whisper.encoder

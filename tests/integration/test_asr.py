@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import whisper
 
 from asr.adapters import METHODS, Adapter, AdapterConfig, load_adapted, target_names
+from audiotok.data.manifest import read_manifest
 from audiotok.whisper import new_whisper, save_openai, small_dims, transcribe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -297,3 +298,32 @@ def test_adapt_recipe_under_ddp_with_shared_s2lora_factors(child_corpus, tmp_pat
         new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=64), seed=0), out / "adapter.safetensors"
     )
     assert any(float(m.lam.detach().abs().sum()) > 0 for m in adapted.s2lora_layers().values())
+
+
+def test_domain_search_scores_transforms_and_materializes_one(child_corpus, tmp_path):
+    from audiotok.audio import load
+    from recipes.asr_s2lora.domains import Transform, main, perturb_fn
+
+    wav = torch.randn(16000)
+    fast = perturb_fn(Transform(speed=1.25), 0)(wav, 0)
+    assert abs(fast.shape[-1] - 12800) <= 2  # 1 / 1.25 as long
+    noisy = perturb_fn(Transform(snr_db=0.0), 0)
+    assert torch.equal(noisy(wav, 3), noisy(wav, 3)) and not torch.equal(noisy(wav, 3), noisy(wav, 4))
+    snr = 10 * torch.log10(wav.pow(2).sum() / (noisy(wav, 3) - wav).pow(2).sum())
+    assert abs(float(snr)) < 0.1
+    base = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=24), seed=0), tmp_path / "base.pt")
+    out = tmp_path / "domains"
+    config = tmp_path / "domains.yaml"
+    config.write_text("transforms: {fast: {speed: 1.3}, phone: {band_hz: [300.0, 3400.0]}}\n")
+    args = ["--config", str(config), f"source={child_corpus}", f"models=[{base}]", "n_eval=2", f"out_dir={out}"]
+    args += ["batch_size=2"]
+    results = main(args)
+    assert set(results) == {f"{base} | {d}" for d in ("clean (source)", "fast", "phone")}
+    assert all(r["n"] == 2 and r["wer"] >= 0 for r in results.values())
+    assert "| phone |" in (out / "results.md").read_text()
+    root = Path(main([*args, "materialize=fast"])["corpus"])
+    src = [u for u in read_manifest(child_corpus / "valid.jsonl") if u.text]
+    made = read_manifest(root / "valid.jsonl")
+    assert len(made) == len(src) and made[0].text == src[0].text and made[0].sample_rate == 16000
+    assert abs(made[0].duration - src[0].duration / 1.3) < 0.01
+    assert load(made[0].audio)[0].shape[-1] == round(made[0].duration * 16000)

@@ -293,3 +293,34 @@ def test_extra_position_scale_zero_hands_the_pooled_tokens_to_the_blocks_above_a
         x = block(x)
     assert torch.allclose(off.decode_tokens_to_features(q), enc.ln_post(x), atol=1e-5)
     assert not torch.allclose(on.decode_tokens_to_features(q), enc.ln_post(x), atol=1e-3)
+
+
+def test_whisper_positions_quantize_the_content_and_give_the_blocks_above_exact_positions():
+    from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
+
+    torch.manual_seed(0)
+    c = SupervisedConfig(
+        n_mels=80, seconds=2.0, n_state=32, n_head=2, n_layer=3, quantize_after=1, quantizer="vq", codebook_size=16,
+        extra_position_scale=0.0, whisper_positions=True,
+    )  # fmt: skip
+    model = SupervisedTokenizerASR(c).eval()
+    pos = model.whisper.encoder.positional_embedding
+    below = torch.randn(2, 100, 32)
+    assert torch.allclose(model.to_quantizer_input(below), model.pool(below - pos[:100]))
+    q = torch.randn(2, 50, 32)
+    x = q.repeat_interleave(2, dim=1) + pos[:100]
+    for block in model.whisper.encoder.blocks[1:]:
+        x = block(x)
+    assert torch.allclose(model.decode_tokens_to_features(q), model.whisper.encoder.ln_post(x), atol=1e-5)
+    # the exported tokenizer takes the positions out too: its codes are the training model's
+    front = WhisperFrontend(c.dims())
+    wavs = [speechlike(32000, 16000, 1), speechlike(20000, 16000, 2)]
+    mel = front(torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True), torch.tensor([32000, 20000]))
+    model.quantizer.init_from(model.tokenize_hidden(mel).flatten(0, 1))
+    with torch.no_grad():
+        _, train_codes, _ = model.quantizer(model.tokenize_hidden(mel))
+    tok = model.export_tokenizer()
+    assert tok.config.subtract_positions
+    codes, lens = tok.encode(wavs)
+    for i, n in enumerate(lens.tolist()):
+        assert torch.equal(codes[i, :n], train_codes[i, :n])

@@ -161,3 +161,14 @@ def test_a_partial_section_keeps_its_parents_defaults():
     assert cfg.loop.max_steps == 4
     assert (cfg.loop.lr, cfg.loop.betas, cfg.loop.warmup_steps) == (2e-4, (0.9, 0.999), 0)
     assert LoopConfig().warmup_steps != 0  # (the section class's own default differs)
+
+
+def test_a_mapping_of_sections_builds_each_value_as_its_dataclass():
+    @dataclass
+    class Holder:
+        parts: dict[str, Inner] = field(default_factory=dict)
+
+    h = from_dict(Holder, {"parts": {"a": {"width": 4}, "b": {}}})
+    assert h.parts["a"] == Inner(width=4) and h.parts["b"] == Inner()
+    with pytest.raises(ConfigError, match="parts.a"):
+        from_dict(Holder, {"parts": {"a": {"nope": 1}}})
