@@ -24,7 +24,7 @@ import torch
 from audiotok.audio import load, resample, save
 from audiotok.config import config_from_args, save_config
 from audiotok.data.augment import add_noise, band_limit, change_speed
-from audiotok.data.manifest import read_manifest, write_manifest
+from audiotok.data.manifest import even_share, read_manifest, write_manifest
 from audiotok.whisper import SAMPLE_RATE, evaluate_manifest, load_whisper, word_error_rate
 
 
@@ -72,15 +72,16 @@ def family(u) -> str | None:
     return u.extra.get("engine")
 
 
-def test_manifest(corpus: str | Path, engines: list[str], out: Path, name: str) -> Path:
-    """The corpus' test split, only ``engines`` when given, as a manifest under ``out``."""
+def test_manifest(corpus: str | Path, engines: list[str], out: Path, name: str, limit: int) -> Path:
+    """About ``limit`` utterances of the corpus' test split, an even share of every voice (only ``engines`` when
+    given), as a manifest under ``out``."""
     utts = [u for u in read_manifest(Path(corpus) / "test.jsonl") if u.text]
     if engines:
         utts = [u for u in utts if family(u) in engines]
     if not utts:
         raise ValueError(f"{corpus}: no test utterances of engines {engines}")
     path = out / "data" / f"{name}.jsonl"
-    write_manifest(path, utts)
+    write_manifest(path, even_share(utts, limit)[:limit])
     return path
 
 
@@ -90,10 +91,10 @@ def score(cfg: DomainSearchConfig) -> dict:
     save_config(cfg, out / "config.yaml")
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    source_test = test_manifest(cfg.source, cfg.engines, out, "source")
+    source_test = test_manifest(cfg.source, cfg.engines, out, "source", cfg.n_eval)
     domains = {"clean (source)": (source_test, None)}
     domains |= {name: (source_test, perturb_fn(t, cfg.seed)) for name, t in cfg.transforms.items()}
-    domains |= {name: (test_manifest(path, [], out, name), None) for name, path in cfg.corpora.items()}
+    domains |= {name: (test_manifest(path, [], out, name, cfg.n_eval), None) for name, path in cfg.corpora.items()}
     for model_name in cfg.models:
         model = None
         for name, (manifest, perturb) in domains.items():

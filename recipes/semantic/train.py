@@ -15,6 +15,7 @@ The training loop is :func:`audiotok.whisper.training.train`.
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,11 @@ class SemanticTrainConfig(WhisperTrainConfig):
     # VQ only: the cosine k-means start runs over this many 25 Hz frames of training audio (a batch of 60 s holds
     # 1,500: fewer than the 4,096 codes)
     vq_init_frames: int = 50_000
+    # warm start: tensors of an earlier run loaded over the model built from init_whisper (its model.safetensors, or
+    # the trained.safetensors beside it: only what training changed, fp16 — small enough to commit, so that a new
+    # machine goes on from where the last one stopped). Names and shapes must match; a VQ codebook found there
+    # skips the k-means start
+    init_state: str | None = None
 
 
 def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
@@ -117,6 +123,9 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
             def teacher(_below: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
                 return teacher_enc(mel)
 
+    if cfg.init_state:  # (after the teacher's copy of the starting Whisper)
+        load_partial_state(model, cfg.init_state)
+
     def loss(net, mel, texts, audio_lens):
         out = net(mel, texts, cfg.label_smoothing, cfg.token_noise)
         usage = codebook_usage(out["codes"].detach(), model.quantizer.codebook_size)
@@ -143,6 +152,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
     def save(out_dir: Path) -> None:
         save_model(model, out_dir / "model.safetensors")
         model.export_tokenizer().save(out_dir / "tokenizer.safetensors")
+        save_trained_part(model, out_dir / "trained.safetensors", cfg.init_whisper)
 
     def valid(front, cfg_, device):
         model.eval()
@@ -177,6 +187,47 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
         print(f"vq: k-means start over {n} frames, feature norm {model.quantizer.scale.item():.2f}", flush=True)
 
     return ASRTask(model, model.whisper, loss, save, valid, select_on=f"{cfg.select_on}_tokens", prepare=prepare)
+
+
+def trained_names(model: SupervisedTokenizerASR) -> list[str]:
+    """State-dict names training can change: trainable parameters and the quantizer's buffers (a VQ's codebook)."""
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    names += [f"quantizer.{n}" for n, _ in model.quantizer.named_buffers()]
+    return names
+
+
+def save_trained_part(model: SupervisedTokenizerASR, path: Path, init_whisper: str | None) -> None:
+    """Only what training changed, floats in fp16, with the config and the Whisper it starts from in the header."""
+    from safetensors.torch import save_file
+
+    from audiotok.checkpoint import FORMAT_VERSION
+    from audiotok.config import to_dict
+    from audiotok.utils import atomic_path
+
+    state = model.state_dict()
+    part = {n: state[n].detach().cpu() for n in trained_names(model)}
+    part = {n: (v.half() if v.is_floating_point() else v).contiguous() for n, v in part.items()}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "model_type": "audiotok-s3-asr-trained-part",
+        "config": json.dumps(to_dict(model.config)),
+        "init_whisper": init_whisper or "",
+    }
+    with atomic_path(path) as tmp:
+        save_file(part, str(tmp), metadata=meta)
+
+
+def load_partial_state(model: SupervisedTokenizerASR, path: str) -> None:
+    """Load the tensors of ``path`` over ``model`` (every name must exist with the same shape)."""
+    from audiotok.checkpoint import load_state
+
+    part = load_state(path)
+    state = model.state_dict()
+    wrong = [n for n, v in part.items() if n not in state or state[n].shape != v.shape]
+    if wrong:
+        raise ValueError(f"init_state {path}: {len(wrong)} tensors do not fit this model (e.g. {wrong[:3]})")
+    model.load_state_dict({**state, **{n: v.to(state[n].dtype) for n, v in part.items()}})
+    print(f"init_state: {len(part)} tensors from {path}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -169,6 +169,22 @@ def test_recipe_with_frozen_decoder_trains_only_the_blocks_above_the_quantizer(w
     assert all(torch.equal(before[k], after[k]) for k in frozen)
     assert any(not torch.equal(before[k], after[k]) for k in above)
 
+    # the trained part holds only what training changed; a new run warm-starts from it
+    from audiotok.checkpoint import load_state
+
+    part = load_state(out / "trained.safetensors")
+    assert part and not any(
+        k.startswith(("whisper.decoder.", "whisper.encoder.conv", "whisper.encoder.blocks.0.")) for k in part
+    )
+    assert "whisper.encoder.blocks.1.attn.query.weight" in part and any(k.startswith("quantizer.") for k in part)
+    warm = tmp_path / "warm"
+    argv = [a for a in args if not a.startswith(("out_dir=", "loop.max_steps=", "loop.lr="))]
+    main([*argv, f"out_dir={warm}", f"init_state={out / 'trained.safetensors'}", "loop.max_steps=1", "loop.lr=0.0"])
+    again = load_model(warm / "model.safetensors").state_dict()
+    full = load_model(out / "model.safetensors").state_dict()
+    k = "whisper.encoder.blocks.1.attn.query.weight"
+    assert torch.allclose(again[k], full[k], atol=1e-2) and not torch.allclose(again[k], before[k[len("whisper.") :]])
+
     # the teacher shortcut: upper blocks of the start applied to the lower blocks' output == the start's encoder
     w = load_whisper(str(tmp_path / "w.safetensors")).eval()
     c = SupervisedConfig(n_mels=80, seconds=4.0, n_state=32, n_head=2, n_layer=3, n_text_layer=1, n_text_ctx=64)
