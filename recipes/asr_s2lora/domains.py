@@ -103,7 +103,18 @@ def score(cfg: DomainSearchConfig) -> dict:
                 continue
             model = model or load_whisper(model_name).eval()
             r = evaluate_manifest(model, manifest, limit=cfg.n_eval, perturb=perturb, batch_size=cfg.batch_size)
-            results[key] = {"wer": r.wer, "cer": word_error_rate(r.refs, r.hyps, unit="char"), "n": r.n}
+            engines = [family(u) for u in read_manifest(manifest) if u.text][: r.n]
+            by_engine = {}
+            for e in sorted(set(map(str, engines))):
+                idx = [i for i, x in enumerate(engines) if str(x) == e]
+                by_engine[e] = word_error_rate([r.refs[i] for i in idx], [r.hyps[i] for i in idx])
+            results[key] = {
+                "wer": r.wer,
+                "cer": word_error_rate(r.refs, r.hyps, unit="char"),
+                "n": r.n,
+                "wer_by_engine": by_engine,
+                "hyps": r.hyps,
+            }
             results_path.write_text(json.dumps(results, indent=1))
             print(f"{key}: WER {100 * r.wer:.1f}% (n={r.n})", flush=True)
     write_report(results, cfg, list(domains), out)
@@ -125,7 +136,15 @@ def write_report(results: dict, cfg: DomainSearchConfig, domains: list[str], out
             cells.append(f"{100 * r['wer']:.1f} ({100 * r['cer']:.1f})" if r else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     n = {r["n"] for r in results.values()}
-    lines += ["", f"Utterances per cell: {', '.join(map(str, sorted(n)))}."]
+    lines += ["", f"Utterances per cell: {', '.join(map(str, sorted(n)))}.", "", "WER % by voice family:", ""]
+    engines = sorted({e for r in results.values() for e in r.get("wer_by_engine", {})})
+    lines += ["| model | domain | " + " | ".join(engines) + " |", "|---|---|" + "---:|" * len(engines)]
+    for m in cfg.models:
+        for name in domains:
+            r = results.get(f"{m} | {name}")
+            if r and "wer_by_engine" in r:
+                cells = [f"{100 * r['wer_by_engine'][e]:.0f}" if e in r["wer_by_engine"] else "" for e in engines]
+                lines.append(f"| {m} | {name} | " + " | ".join(cells) + " |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print((out / "results.md").read_text())
 
