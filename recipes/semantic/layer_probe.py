@@ -95,17 +95,22 @@ def by_block(whisper, batches: list, quantizer: str) -> dict:
     return results
 
 
-def at_block(whisper, batches: list, fit: list, k: int) -> dict:
+def at_block(whisper, batches: list, fit: list, k: int, only: list[str] | None = None) -> dict:
+    """The paths from block k (all, or those named in ``only``) -> their ASR losses."""
     results = {}
     base = probe_config(whisper, k, "fsq", extra_position_scale=0.0)
     for name, cfg in (("pooled", base), ("pooled + extra positions", replace(base, extra_position_scale=1.0))):
+        if only and name not in only:
+            continue
         results[name] = loss_through(SupervisedTokenizerASR(cfg, whisper), batches, quantize=False)
         print(f"{name}: {results[name]:.3f}", flush=True)
     for quantizer in ("fsq", "vq"):
         for positions in (False, True):
+            name = f"{quantizer}" + (" (positions out and back in)" if positions else "")
+            if only and name not in only:
+                continue
             model = SupervisedTokenizerASR(replace(base, quantizer=quantizer, whisper_positions=positions), whisper)
             fit_quantizer(model, fit)
-            name = f"{quantizer}" + (" (positions out and back in)" if positions else "")
             results[name] = loss_through(model, batches)
             print(f"{name}: {results[name]:.3f}", flush=True)
     return results
@@ -121,6 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--block", type=int, default=None, help="take the path apart at this block")
     p.add_argument("--fit-manifest", default=None, help="--block: fit the quantizers on this audio")
     p.add_argument("--fit-utterances", type=int, default=400)
+    p.add_argument("--only", nargs="+", default=None, help="--block: only these paths (names as printed)")
     p.add_argument("-o", "--output", default=None)
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -139,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
         fit = mel_batches(front, args.fit_manifest, args.fit_utterances, args.seconds)
         results["block"] = args.block
         results["fit_utterances"] = sum(len(t) for *_, t in fit)
-        results["at_block"] = at_block(whisper, batches, fit, args.block)
+        results["at_block"] = at_block(whisper, batches, fit, args.block, args.only)
     if args.output:
         with open(args.output, "w") as f:
             json.dump(results, f, indent=1)

@@ -193,7 +193,8 @@ def trained_names(model: SupervisedTokenizerASR) -> list[str]:
     """State-dict names training can change: trainable parameters and the quantizer's buffers (a VQ's codebook)."""
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     names += [f"quantizer.{n}" for n, _ in model.quantizer.named_buffers()]
-    return names
+    state = model.state_dict()
+    return [n for n in names if n in state]  # (non-persistent buffers are not state)
 
 
 def save_trained_part(model: SupervisedTokenizerASR, path: Path, init_whisper: str | None) -> None:
