@@ -23,13 +23,14 @@ from pathlib import Path
 from audiotok.config import config_from_args, save_config
 from audiotok.curation.rawcorpus import RawCorpusConfig, build_raw_corpus, score_kept
 from audiotok.curation.run import CurationConfig, read_segments, read_transcripts, run_curation
-from audiotok.data.manifest import read_manifest, write_manifest
+from audiotok.data.manifest import even_share, read_manifest, write_manifest
 
 
 @dataclass
 class PipelineExperimentConfig:
     source: str = "data/synth-adult/test.jsonl"  # held-out voices
     speakers: list[str] = field(default_factory=list)  # only these voices of the source (empty: all)
+    n_utterances: int | None = None  # about this many of them, an even share of every voice (None: all)
     raw: RawCorpusConfig = field(default_factory=RawCorpusConfig)
     pipeline: CurationConfig = field(default_factory=CurationConfig)
     snr_min: float = 20.0  # the clean-only filter's threshold on the estimated SNR (dB)
@@ -45,9 +46,10 @@ def run(cfg: PipelineExperimentConfig) -> dict:
     raw = out / "raw"
     if not (raw / "truth.jsonl").exists():
         source = cfg.source
-        if cfg.speakers:
+        if cfg.speakers or cfg.n_utterances:
+            utts = [u for u in read_manifest(cfg.source) if not cfg.speakers or u.speaker in cfg.speakers]
             source = out / "source.jsonl"
-            write_manifest(source, [u for u in read_manifest(cfg.source) if u.speaker in cfg.speakers])
+            write_manifest(source, even_share(utts, cfg.n_utterances)[: cfg.n_utterances])
         build_raw_corpus(source, raw, cfg.raw)
     work = out / "pipeline"
     report = run_curation(raw, work, cfg.pipeline, ("segment", "transcribe", "report"))

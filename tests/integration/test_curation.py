@@ -221,6 +221,24 @@ def test_pipeline_experiment_takes_only_the_chosen_voices(tiny_corpus, tmp_path)
     assert {u.speaker for u in read_manifest(tmp_path / "exp" / "source.jsonl")} == {voice}
     truth = [json.loads(line) for line in (tmp_path / "exp" / "raw" / "truth.jsonl").read_text().splitlines()]
     assert truth and all(t["recording"].startswith(voice) for t in truth)
+    # n_utterances: an even share of every voice
+    per_voice = Counter(u.speaker for u in read_manifest(tiny_corpus / "all.jsonl"))
+    all_voices = set(per_voice)
+    main(
+        [
+            "--config",
+            str(Path(__file__).resolve().parents[2] / "recipes/curation/configs/synth-judge.yaml"),
+            f"source={tiny_corpus / 'all.jsonl'}",
+            "speakers=[]",
+            f"n_utterances={2 * len(all_voices)}",
+            "raw.utterances_per_recording=2",
+            f"pipeline.asr_a={asr}",
+            f"pipeline.asr_b={asr}",
+            f"out_dir={tmp_path / 'exp2'}",
+        ]
+    )
+    chosen = Counter(u.speaker for u in read_manifest(tmp_path / "exp2" / "source.jsonl"))
+    assert chosen == {v: min(2, n) for v, n in per_voice.items()}
 
 
 def test_tts_comparison_fine_tunes_one_lm_per_filter_and_judges_each(tiny_corpus, tmp_path):
