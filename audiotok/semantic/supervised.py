@@ -13,7 +13,7 @@ half (everything up to the quantizer) as a :class:`~audiotok.semantic.s3.Semanti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +63,21 @@ class SupervisedConfig:
     ctc: bool = False  # a character CTC head (training aid; not part of the tokenizer) ...
     ctc_input: str = "tokens"  # ... on the quantized tokens (25 Hz) or on the "encoder" output read from them (50 Hz)
     extra: dict = field(default_factory=dict)  # free notes (e.g. where the Whisper weights came from)
+
+    def with_whisper_dims(self, whisper: Whisper) -> SupervisedConfig:
+        """This config with the Whisper dims (and spelling) of ``whisper``, which a model built on it must have."""
+        d = whisper.dims
+        return replace(
+            self,
+            n_mels=d.n_mels,
+            seconds=d.n_audio_ctx / 50,
+            n_state=d.n_audio_state,
+            n_head=d.n_audio_head,
+            n_layer=d.n_audio_layer,
+            n_text_ctx=d.n_text_ctx,
+            n_text_layer=d.n_text_layer,
+            text_unit=text_unit(whisper),
+        )
 
     def dims(self) -> ModelDimensions:
         return small_dims(

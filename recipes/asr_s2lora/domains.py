@@ -162,11 +162,14 @@ def materialize(cfg: DomainSearchConfig, name: str) -> Path:
         done = []
         for k, u in enumerate(utts):
             path = root / "wavs" / split / f"{k:06d}.wav"
-            if not path.exists():
+            if path.exists():  # resumed: written by an earlier call
+                n = load(path, mono=True)[0].shape[-1]
+            else:
                 w, sr = load(u.audio, mono=True)
+                w = perturb(resample(w, sr, SAMPLE_RATE), k)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                save(path, perturb(resample(w, sr, SAMPLE_RATE), k), SAMPLE_RATE)
-            n = load(path, mono=True)[0].shape[-1]
+                save(path, w, SAMPLE_RATE)
+                n = w.shape[-1]
             fields = {"audio": str(path.resolve()), "duration": n / SAMPLE_RATE, "sample_rate": SAMPLE_RATE}
             done.append(type(u)(**{**u.__dict__, **fields, "start": None, "end": None}))
         write_manifest(root / f"{split}.jsonl", done)

@@ -45,19 +45,7 @@ def mel_batches(front: WhisperFrontend, manifest: str, n: int, seconds: float, s
 
 
 def probe_config(whisper, k: int, quantizer: str, **kw) -> SupervisedConfig:
-    d = whisper.dims
-    return SupervisedConfig(
-        n_mels=d.n_mels,
-        seconds=d.n_audio_ctx / 50,
-        n_state=d.n_audio_state,
-        n_head=d.n_audio_head,
-        n_layer=d.n_audio_layer,
-        n_text_ctx=d.n_text_ctx,
-        n_text_layer=d.n_text_layer,
-        quantize_after=k,
-        quantizer=quantizer,
-        **kw,
-    )
+    return SupervisedConfig(quantize_after=k, quantizer=quantizer, **kw).with_whisper_dims(whisper)
 
 
 @torch.no_grad()

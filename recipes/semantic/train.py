@@ -27,7 +27,7 @@ from audiotok.checkpoint import save_model
 from audiotok.codec.quantizer import codebook_usage
 from audiotok.config import config_from_args
 from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
-from audiotok.whisper import load_whisper, text_unit
+from audiotok.whisper import load_whisper
 from audiotok.whisper.model import run_state, with_audio_context
 from audiotok.whisper.training import ASRTask, WhisperTrainConfig, train, validate
 
@@ -69,20 +69,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
         whisper = load_whisper(cfg.init_whisper)
         if cfg.init_whisper_seconds:
             whisper = with_audio_context(whisper, cfg.init_whisper_seconds)
-        d = whisper.dims
-        tc = SupervisedConfig(
-            **{
-                **tc.__dict__,
-                "n_mels": d.n_mels,
-                "seconds": d.n_audio_ctx / 50,
-                "n_state": d.n_audio_state,
-                "n_head": d.n_audio_head,
-                "n_layer": d.n_audio_layer,
-                "n_text_ctx": d.n_text_ctx,
-                "n_text_layer": d.n_text_layer,
-                "text_unit": text_unit(whisper),
-            }
-        )
+        tc = tc.with_whisper_dims(whisper)
     tc = SupervisedConfig(**{**tc.__dict__, "ctc": tc.ctc or cfg.ctc_weight > 0})
     # the shared loop filters utterances by the audio context (cfg.model.seconds)
     cfg.model = tc
