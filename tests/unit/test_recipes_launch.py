@@ -67,3 +67,27 @@ def test_configs_are_data_in_one_schema(config, schema):
         assert not {"lr", "max_steps", "warmup_steps", "optim", "arch"} & set(raw), path
         cfg = from_dict(cls, raw)
         assert cfg.loop.max_steps > 0, path
+
+
+def test_s2lora_experiment_methods_build_valid_adapt_configs():
+    """Every method row of every S2-LoRA experiment config, with its overrides, loads strictly into AdaptConfig (a
+    misspelt override would otherwise fail only after the earlier methods have trained for hours)."""
+    import yaml
+
+    from asr.training import AdaptConfig
+    from audiotok.config import apply_overrides, from_dict
+    from recipes.asr_s2lora.experiment import ExperimentConfig
+
+    paths = sorted(ROOT.glob("recipes/asr_s2lora/configs/*.yaml"))
+    checked = 0
+    for path in paths:
+        raw = yaml.safe_load(path.read_text())
+        if "methods" not in raw:
+            continue
+        cfg = from_dict(ExperimentConfig, raw)
+        for method, overrides in cfg.methods.items():
+            data = apply_overrides(cfg.adapt, [f"adapter.method={method.split('-')[0]}", *overrides])
+            acfg = from_dict(AdaptConfig, data)
+            assert acfg.adapter.method == method.split("-")[0], (path, method)
+            checked += 1
+    assert checked >= 10
