@@ -317,6 +317,44 @@ class SupervisedTokenizerASR(Pretrained, nn.Module):
         tok.load_official_state_dict({k: v.detach().clone() for k, v in state.items()})
         return tok.eval()
 
+    @torch.no_grad()
+    def load_tokenizer(self, tok: SemanticTokenizer) -> None:
+        """The inverse of :meth:`export_tokenizer`: a tokenizer half it wrote (e.g. the bundled ``semantic``) loaded
+        into the conv stem, the blocks below the quantizer and the quantizer. The blocks above and the decoder keep
+        what they hold (the starting Whisper's); a VQ codebook counts as started (no k-means), its output scale is
+        not in the tokenizer and stays as it is (the recipe sets it from the features' norm)."""
+        c, s3 = self.config, tok.config
+        mine = (c.n_state, c.quantize_after, c.pool, c.quantizer, self.quantizer.codebook_size, c.whisper_positions)
+        theirs = (s3.dim, s3.n_layers, s3.pool, s3.quantizer, s3.codebook_size, s3.subtract_positions)
+        if mine != theirs or s3.version != "v1":
+            raise ValueError(
+                "the tokenizer does not fit this model: (dim, layers below, pool, quantizer, codes, whisper positions) "
+                f"{theirs} vs {mine}"
+            )
+        state = tok.state_dict()
+        enc = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+        enc.pop("positional_embedding", None)  # (the same sinusoids; the model's own table is the sliced one)
+        missing, unexpected = self.whisper.encoder.load_state_dict(enc, strict=False)
+        missing = [
+            k
+            for k in missing
+            if not (k.startswith("ln_post") or k == "positional_embedding" or _block_index(k) >= c.quantize_after)
+        ]
+        if missing or unexpected:
+            raise ValueError(
+                f"the tokenizer's state does not map onto the encoder: missing {missing[:3]}, extra {unexpected[:3]}"
+            )
+        if c.quantizer == "fsq":
+            self.quantizer.project_down.weight.copy_(state["quantizer._codebook.project_down.weight"])
+            self.quantizer.project_down.bias.copy_(state["quantizer._codebook.project_down.bias"])
+            self.quantizer.initted.fill_(True)
+        else:
+            cb = self.quantizer.vq._codebook
+            cb.embed.data[0].copy_(state["quantizer._codebook.embed"])
+            cb.embed_avg.data.copy_(cb.embed.data)
+            cb.cluster_size.data.fill_(1.0)
+            cb.initted.data.fill_(True)
+
 
 def _block_index(key: str) -> int:
     return int(key.split(".")[1]) if key.startswith("blocks.") else -1

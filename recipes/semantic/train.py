@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from audiotok.checkpoint import save_model
 from audiotok.codec.quantizer import codebook_usage
 from audiotok.config import config_from_args
+from audiotok.semantic.s3 import SemanticTokenizer
 from audiotok.semantic.supervised import SupervisedConfig, SupervisedTokenizerASR
 from audiotok.whisper import load_whisper
 from audiotok.whisper.model import run_state, with_audio_context
@@ -110,8 +111,9 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
             def teacher(_below: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
                 return teacher_enc(mel)
 
+    rescale = False  # a VQ started from a tokenizer half: its output scale is set from the features' norm
     if cfg.init_state:  # (after the teacher's copy of the starting Whisper)
-        load_partial_state(model, cfg.init_state)
+        rescale = load_partial_state(model, cfg.init_state) and tc.quantizer == "vq"
 
     def loss(net, mel, texts, audio_lens):
         out = net(mel, texts, cfg.label_smoothing, cfg.token_noise)
@@ -156,7 +158,7 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
 
     def prepare(batches) -> None:
         """VQ: cosine k-means over ``vq_init_frames`` encoder frames (padding excluded) before the first step."""
-        if tc.quantizer != "vq" or model.quantizer.initialized:
+        if tc.quantizer != "vq" or (model.quantizer.initialized and not rescale):
             return
         feats, n = [], 0
         model.eval()
@@ -170,7 +172,12 @@ def semantic_task(cfg: SemanticTrainConfig) -> ASRTask:
                 if n >= cfg.vq_init_frames:
                     break
         model.train()
-        model.quantizer.init_from(torch.cat(feats).to(mel.device))
+        h = torch.cat(feats).to(mel.device)
+        if rescale:  # the codebook came with the tokenizer: only the scale it hands the blocks above is set here
+            model.quantizer.scale.data.copy_(h.norm(dim=-1).mean())
+            print(f"vq: codebook from init_state, feature norm {model.quantizer.scale.item():.2f}", flush=True)
+            return
+        model.quantizer.init_from(h)
         print(f"vq: k-means start over {n} frames, feature norm {model.quantizer.scale.item():.2f}", flush=True)
 
     return ASRTask(model, model.whisper, loss, save, valid, select_on=f"{cfg.select_on}_tokens", prepare=prepare)
@@ -205,10 +212,17 @@ def save_trained_part(model: SupervisedTokenizerASR, path: Path, init_whisper: s
         save_file(part, str(tmp), metadata=meta)
 
 
-def load_partial_state(model: SupervisedTokenizerASR, path: str) -> None:
-    """Load the tensors of ``path`` over ``model`` (every name must exist with the same shape)."""
-    from audiotok.checkpoint import load_state
+def load_partial_state(model: SupervisedTokenizerASR, path: str) -> bool:
+    """Load the tensors of ``path`` over ``model`` (every name must exist with the same shape). ``path`` may also be a
+    semantic tokenizer this recipe exported (a file, or a bundled name such as ``semantic``): its half is loaded with
+    :meth:`~audiotok.semantic.supervised.SupervisedTokenizerASR.load_tokenizer`. True for a tokenizer."""
+    from audiotok import registry
+    from audiotok.checkpoint import load_state, read_metadata
 
+    if not Path(path).is_file() or read_metadata(path).get("model_type") == SemanticTokenizer.model_type:
+        model.load_tokenizer(registry.load(path, "semantic"))
+        print(f"init_state: the tokenizer half from {path}", flush=True)
+        return True
     part = load_state(path)
     state = model.state_dict()
     wrong = [n for n, v in part.items() if n not in state or state[n].shape != v.shape]
@@ -216,6 +230,7 @@ def load_partial_state(model: SupervisedTokenizerASR, path: str) -> None:
         raise ValueError(f"init_state {path}: {len(wrong)} tensors do not fit this model (e.g. {wrong[:3]})")
     model.load_state_dict({**state, **{n: v.to(state[n].dtype) for n, v in part.items()}})
     print(f"init_state: {len(part)} tensors from {path}", flush=True)
+    return False
 
 
 def main(argv: list[str] | None = None) -> dict:

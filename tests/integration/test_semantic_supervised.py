@@ -50,6 +50,18 @@ def test_loss_gradients_and_exported_tokenizer_matches(quantizer, tmp_path):
     assert loaded.config.whisper_context and loaded.config.pool == 2
     assert torch.equal(loaded.encode(wavs)[0], codes)
 
+    # the way back (a warm start from a bundled tokenizer): a fresh model given the tokenizer half tokenizes alike
+    fresh = SupervisedTokenizerASR(cfg).eval()
+    above = fresh.whisper.encoder.blocks[1].attn.query.weight.clone()
+    fresh.load_tokenizer(loaded)
+    assert torch.equal(fresh.whisper.encoder.blocks[1].attn.query.weight, above)  # the blocks above are untouched
+    assert quantizer == "fsq" or fresh.quantizer.initialized  # (a VQ codebook counts as started: no k-means)
+    with torch.no_grad():
+        _, again, _ = fresh.quantizer(fresh.tokenize_hidden(mel))
+    assert torch.equal(again, train_codes)
+    with pytest.raises(ValueError, match="does not fit"):
+        SupervisedTokenizerASR(replace(cfg, quantize_after=2)).load_tokenizer(loaded)
+
 
 def _recipe_args(wav_tree, tmp_path) -> tuple[list[str], Path]:
     """The tiny recipe on the wav tree's manifest (train = valid) -> (command-line args, out_dir)."""
@@ -79,6 +91,13 @@ def test_recipe_two_steps_resume_and_exported_tokenizer(wav_tree, tmp_path):
     tok = SemanticTokenizer.from_pretrained(out / "tokenizer.safetensors")
     codes, lens = tok.encode([speechlike(16000, 16000)])
     assert lens.tolist() == [25] and tok.codebook_size == 6561
+
+    # a new machine goes on from the exported (or bundled) tokenizer half: init_state takes it
+    warm = tmp_path / "warm"
+    argv = [a for a in args if not a.startswith("out_dir=")]
+    main([*argv, f"out_dir={warm}", f"init_state={out / 'tokenizer.safetensors'}", "loop.max_steps=1", "loop.lr=0.0"])
+    again = SemanticTokenizer.from_pretrained(warm / "tokenizer.safetensors")
+    assert torch.equal(again.encode([speechlike(16000, 16000)])[0], codes)
 
 
 def test_a_character_whisper_trains_the_tokenizer_on_its_few_logits_with_the_same_loss():
