@@ -81,16 +81,44 @@ def _from_metadata(codes: np.ndarray, meta: dict[str, str], where: str) -> Token
         raise TokenFileError(f"{where}: unsupported token format_version {meta.get('format_version')!r}")
     try:
         model = TokenizerId(
-            meta["tokenizer"],
-            meta["model_sha256"],
-            meta["config_hash"],
+            str(meta["tokenizer"]),
+            str(meta["model_sha256"]),
+            str(meta["config_hash"]),
             int(meta["sample_rate"]),
             float(meta["frame_rate"]),
             int(meta["codebook_size"]),
         )
-        return TokenRecord(codes.astype(np.int64), model, int(meta["n_samples"]), meta.get("source", ""))
-    except (KeyError, ValueError) as err:
+        record = TokenRecord(codes, model, int(meta["n_samples"]), str(meta.get("source", "")))
+    except (KeyError, TypeError, ValueError, OverflowError) as err:  # OverflowError: int() of an infinite rate
         raise TokenFileError(f"{where}: incomplete token metadata ({err})") from None
+    return _checked(record, where)
+
+
+def _checked(record: TokenRecord, where: str) -> TokenRecord:
+    """``record`` with its codes as int64, once they and the lengths are consistent: one row of integers within
+    the codebook, a frame rate from 1 Hz to the sample rate, and an ``n_samples`` that the codes could have come
+    from (at most twice the audio they cover plus a second, which every tokenizer's rounding and windowing stays
+    far within)."""
+    m, codes = record.model, record.codes
+    if m.codebook_size < 1 or m.sample_rate < 1 or not (1 <= m.frame_rate <= m.sample_rate):
+        raise TokenFileError(
+            f"{where}: invalid codebook_size {m.codebook_size}, sample_rate {m.sample_rate} or frame_rate "
+            f"{m.frame_rate}"
+        )
+    if codes.ndim != 1 or codes.dtype.kind not in "iu":
+        raise TokenFileError(f"{where}: codes must be one row of integers, not {codes.dtype} of shape {codes.shape}")
+    codes = codes.astype(np.int64)
+    if codes.size and (codes.min() < 0 or codes.max() >= m.codebook_size):
+        raise TokenFileError(
+            f"{where}: codes [{codes.min()}, {codes.max()}] outside the codebook [0, {m.codebook_size})"
+        )
+    limit = 2 * (len(codes) + 1) * m.sample_rate / m.frame_rate + m.sample_rate
+    if not 0 <= record.n_samples <= limit:
+        raise TokenFileError(
+            f"{where}: n_samples {record.n_samples} does not fit {len(codes)} codes at {m.frame_rate} Hz "
+            f"(at most {int(limit)} samples at {m.sample_rate} Hz)"
+        )
+    return TokenRecord(codes, m, record.n_samples, record.source)
 
 
 def to_bytes(record: TokenRecord) -> bytes:
@@ -104,7 +132,7 @@ def from_bytes(data: bytes, where: str = "<bytes>") -> TokenRecord:
     try:
         tensors = st_load_bytes(data)
         header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
     except Exception as err:  # safetensors raises its own types
         raise TokenFileError(f"{where}: not a token file ({err})") from None
     if "codes" not in tensors:
@@ -130,9 +158,20 @@ def load_tokens(path: str | os.PathLike) -> TokenRecord:
 
 def read_token_header(path: str | os.PathLike) -> dict[str, str]:
     """Metadata only (reads the header, not the codes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TokenFileError(f"{path}: token file not found")
     with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        return json.loads(f.read(n)).get("__metadata__", {})
+        n, size = int.from_bytes(f.read(8), "little"), os.fstat(f.fileno()).st_size
+        if size < 8 or n > size - 8:  # before reading: a header size from the file is not an allocation size
+            raise TokenFileError(f"{path}: not a token file (header of {n} bytes in a file of {size})")
+        try:
+            meta = json.loads(f.read(n)).get("__metadata__") or {}
+        except (ValueError, AttributeError) as err:  # not JSON, or not a JSON object
+            raise TokenFileError(f"{path}: not a token file (header: {err})") from None
+    if not isinstance(meta, dict):
+        raise TokenFileError(f"{path}: not a token file (its __metadata__ is not an object)")
+    return meta
 
 
 def to_json_line(utt_id: str, record: TokenRecord) -> str:
@@ -140,8 +179,14 @@ def to_json_line(utt_id: str, record: TokenRecord) -> str:
 
 
 def from_json_line(line: str, where: str = "<jsonl>") -> tuple[str, TokenRecord]:
-    d = json.loads(line)
-    return d.get("id", ""), _from_metadata(np.asarray(d["codes"], dtype=np.int64), d, where)
+    try:
+        d = json.loads(line)
+        codes = np.asarray(d["codes"])  # ints beyond int64 stay objects, floats floats: refused below
+    except (KeyError, TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        raise TokenFileError(f"{where}: not a token line ({err!r})") from None
+    if not isinstance(d, dict):
+        raise TokenFileError(f"{where}: not a token line (not a JSON object)")
+    return str(d.get("id", "")), _from_metadata(codes if codes.size else codes.astype(np.int64), d, where)
 
 
 class ShardWriter:
@@ -195,13 +240,18 @@ class ShardWriter:
 def iter_shard(path: str | os.PathLike):
     """Yield ``(key, TokenRecord, text or None)`` from a shard written by :class:`ShardWriter`."""
     texts, records = {}, []
-    with tarfile.open(path, "r") as tar:
-        for member in tar.getmembers():
-            data = tar.extractfile(member).read()
-            if member.name.endswith(TOKEN_SUFFIX):
-                records.append((member.name[: -len(TOKEN_SUFFIX)], from_bytes(data, f"{path}:{member.name}")))
-            elif member.name.endswith(".txt"):
-                texts[member.name[:-4]] = data.decode()
+    try:
+        with tarfile.open(path, "r") as tar:
+            for member in tar.getmembers():
+                if not member.isfile():
+                    continue
+                data = tar.extractfile(member).read()
+                if member.name.endswith(TOKEN_SUFFIX):
+                    records.append((member.name[: -len(TOKEN_SUFFIX)], from_bytes(data, f"{path}:{member.name}")))
+                elif member.name.endswith(".txt"):
+                    texts[member.name[:-4]] = data.decode()
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as err:
+        raise TokenFileError(f"{path}: not a token shard ({' '.join(str(err).split())})") from None
     for key, record in records:
         yield key, record, texts.get(key)
 
@@ -245,7 +295,11 @@ def iter_token_inputs(inputs: Iterable[str]):
             for key, rec, _ in iter_shard(p):
                 yield key, rec
         elif p.name.endswith(".jsonl"):
-            for n, line in enumerate(p.read_text().splitlines(), start=1):
+            try:
+                text = p.read_text()
+            except UnicodeDecodeError as err:
+                raise TokenFileError(f"{p}: not a JSONL token file ({err})") from None
+            for n, line in enumerate(text.splitlines(), start=1):
                 if line.strip():
                     yield from_json_line(line, f"{p}:{n}")
         else:

@@ -132,18 +132,34 @@ def convert_state_dict(official: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 def load_wavtokenizer(ckpt_path: str | os.PathLike, config: str | os.PathLike | dict) -> Codec:
     """Build our codec from an official checkpoint and its config (a YAML path, or a dict in the YAML's layout such
-    as :func:`release_config` gives); outputs match the reference implementation."""
+    as :func:`release_config` gives); outputs match the reference implementation. The checkpoint is read with
+    ``weights_only=True`` (no code runs) and checked against the config before the model is built."""
+    from audiotok.checkpoint import CheckpointError, check_fits, load_pickled, skeleton_shapes
+
     config = config_from_dict(config) if isinstance(config, dict) else config_from_yaml(config)
-    ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
-    state = ckpt.get("state_dict", ckpt)
+    ckpt = load_pickled(ckpt_path)
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(
+        isinstance(v, torch.Tensor) and not v.is_complex() for v in state.values()
+    ):
+        raise CheckpointError(f"{ckpt_path}: not a WavTokenizer checkpoint (no state_dict of real tensors)")
+    try:
+        converted = convert_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:  # e.g. a codebook flag that is not one value
+        raise CheckpointError(f"{ckpt_path}: not a WavTokenizer checkpoint ({err})") from None
+    expected = skeleton_shapes(ckpt_path, "a codec", lambda: Codec(config), len(converted))  # nothing allocated
+    if expected is not None:
+        check_fits(ckpt_path, "the config", expected, {k: tuple(v.shape) for k, v in converted.items()})
     model = Codec(config)
-    converted = convert_state_dict(state)
     ours = model.state_dict()
     missing = sorted(set(ours) - set(converted))
     unexpected = sorted(set(converted) - set(ours))
     if missing or unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"{ckpt_path}: checkpoint does not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
-    model.load_state_dict({k: v.to(ours[k].dtype) for k, v in converted.items()}, strict=True)
+    try:
+        model.load_state_dict({k: v.to(ours[k].dtype) for k, v in converted.items()}, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{ckpt_path}: checkpoint does not fit the config: {err}") from None
     return model.eval()

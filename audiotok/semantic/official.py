@@ -13,9 +13,11 @@ The result is the state dict of the package's model, which ours loads strictly. 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from audiotok.semantic.s3 import OFFICIAL, S3Config, SemanticTokenizer
@@ -85,16 +87,38 @@ def _keys(node, name: str) -> list[tuple[str, str]]:
     return [(f"{module}.{_PARAM[op]}", name)] if op in _PARAM else []
 
 
+def _initializer_array(init) -> np.ndarray:
+    """An initializer's values, once its declared size is the data it holds (so that nothing is allocated past
+    the file) and that data is inside the file: external data files are not read."""
+    from onnx import TensorProto, numpy_helper
+
+    if init.data_location == TensorProto.EXTERNAL or len(init.external_data):
+        raise ValueError(f"initializer {init.name!r} refers to an external data file, which is not read")
+    dtypes = {
+        TensorProto.FLOAT: (4, "float_data"),
+        TensorProto.FLOAT16: (2, "int32_data"),
+        TensorProto.DOUBLE: (8, "double_data"),
+    }
+    if init.data_type not in dtypes:
+        raise ValueError(f"initializer {init.name!r} is not floating point (ONNX data type {init.data_type})")
+    itemsize, field = dtypes[init.data_type]
+    n = math.prod(init.dims)
+    held = len(init.raw_data) if init.HasField("raw_data") else len(getattr(init, field)) * itemsize
+    if any(d < 0 for d in init.dims) or n * itemsize != held:
+        raise ValueError(
+            f"initializer {init.name!r} declares {list(init.dims)} of {itemsize}-byte values but holds {held} bytes"
+        )
+    return numpy_helper.to_array(init)
+
+
 def onnx_state_dict(model) -> dict[str, torch.Tensor]:
     """The ``s3tokenizer`` state dict of a loaded ONNX model (``onnx.ModelProto``); later nodes win, as there."""
-    from onnx import numpy_helper
-
     inits = {i.name: i for i in model.graph.initializer}
     state: dict[str, torch.Tensor] = {}
     for node in model.graph.node:
         for name in (n for n in node.input if n in inits):
             for key, source in _keys(node, name):
-                value = torch.from_numpy(numpy_helper.to_array(inits[source]).copy())
+                value = torch.from_numpy(_initializer_array(inits[source]).copy())
                 state[key] = value.t() if value.ndim == 2 and key != "encoder.positional_embedding" else value
     return state
 
@@ -150,15 +174,19 @@ def load_s3_onnx(path: str | os.PathLike, name: str | None = None, sha256: str |
         import onnx
     except ImportError:
         raise ImportError("reading an S3Tokenizer .onnx needs the onnx package: pip install onnx") from None
+    from audiotok.checkpoint import CheckpointError
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # protobuf's DecodeError and friends: not an ONNX file
-        raise ValueError(f"{path}: not an ONNX file ({err})") from None
+        raise CheckpointError(f"{path}: not an ONNX file ({err})") from None
     name = name or (name_of(sha256) if sha256 else None)
-    state = onnx_state_dict(model)
-    try:
+    try:  # the architecture's sizes are read from the weights, so building it allocates what the file holds
+        state = onnx_state_dict(model)
         tokenizer = SemanticTokenizer(infer_config(model, state, name))
         tokenizer.load_official_state_dict(state)
     except (ValueError, RuntimeError) as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise CheckpointError(f"{path}: {err}") from None
+    except (KeyError, IndexError, TypeError, StopIteration) as err:  # a graph without a tensor or node it needs
+        raise CheckpointError(f"{path}: not an S3Tokenizer ONNX ({type(err).__name__}: {err})") from None
     return tokenizer.eval()

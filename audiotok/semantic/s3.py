@@ -352,10 +352,11 @@ class SemanticTokenizer(Pretrained, nn.Module):
         cls, path: str | os.PathLike, official: str, device: str | torch.device = "cpu"
     ) -> SemanticTokenizer:
         """The official ``official`` architecture with a state dict saved from the ``s3tokenizer`` package's model."""
+        from audiotok.checkpoint import load_pickled
         from audiotok.utils import sha256_file
 
         model = cls(OFFICIAL[official])
-        model.load_official_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
+        model.load_official_state_dict(load_pickled(path))
         model = model.to(device).eval()
         model.weights_sha256 = sha256_file(path)
         return model

@@ -37,8 +37,11 @@ def save_training_state(path: str | os.PathLike, **state) -> Path:
 
 
 def load_training_state(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    # our own files, written by save_training_state: RNG states need full unpickling
-    return torch.load(str(path), map_location=map_location, weights_only=False)
+    """A :func:`save_training_state` file, read with ``weights_only=True`` (numpy arrays allowed: the RNG state
+    holds one), so that a ``last.pt`` from elsewhere cannot run code."""
+    from audiotok.checkpoint import load_pickled
+
+    return load_pickled(path, map_location=map_location, numpy_arrays=True)
 
 
 def gather_rng_states() -> list[dict]:

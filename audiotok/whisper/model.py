@@ -159,25 +159,73 @@ def load_whisper(
 
             return load_pretrained_whisper(resolved.options["whisper_name"], device=device)
         path = resolved.path
-    if path.suffix == ".safetensors":
-        from audiotok.checkpoint import load_state, read_metadata
+    from audiotok.checkpoint import CheckpointError, declared_shapes, load_pickled, load_state, read_metadata
 
+    if path.suffix == ".safetensors":
         meta = read_metadata(path)
         if meta.get("model_type") != "openai-whisper":
-            raise ValueError(f"{path}: not a Whisper checkpoint (model_type {meta.get('model_type')!r})")
-        model = Whisper(ModelDimensions(**json.loads(meta["config"])), meta.get("text_unit", "bpe"))
-        model.load_state_dict({k: v.float() for k, v in load_state(path, meta).items()})
-        return model.to(device).eval()
-    # openai-whisper's {dims, model_state_dict} layout, read once; our exports also say how they spell
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    model = Whisper(ModelDimensions(**ckpt["dims"]), ckpt.get("text_unit", "bpe"))
-    model.load_state_dict(ckpt["model_state_dict"])
+            raise CheckpointError(f"{path}: not a Whisper checkpoint (model_type {meta.get('model_type')!r})")
+        try:
+            dims = json.loads(meta["config"])
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"{path}: no Whisper config in the header ({err!r})") from None
+        unit = meta.get("text_unit", "bpe")
+        dims = _checked_dims(path, dims, unit, declared_shapes(path, meta))
+        state = {k: v.float() for k, v in load_state(path, meta).items()}
+    else:  # openai-whisper's {dims, model_state_dict} layout, read once; our exports also say how they spell
+        ckpt = load_pickled(path)
+        state = ckpt.get("model_state_dict") if isinstance(ckpt, dict) else None
+        if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) and not v.is_complex() for v in state.values()
+        ):
+            raise CheckpointError(f"{path}: not an openai-whisper checkpoint (no model_state_dict of real tensors)")
+        unit = ckpt.get("text_unit", "bpe")
+        dims = _checked_dims(path, ckpt.get("dims"), unit, {k: tuple(v.shape) for k, v in state.items()})
+    model = Whisper(dims, unit)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit its Whisper dims: {err}") from None
     return model.to(device).eval()
 
 
+def _checked_dims(path: Path, dims: object, unit: object, shapes: dict[str, tuple]) -> ModelDimensions:
+    """A checkpoint's Whisper dims, once they agree with its weights' shapes (so that building the model allocates
+    no more than the file holds) and its text unit is known."""
+    from audiotok.checkpoint import CheckpointError
+
+    names = list(ModelDimensions.__dataclass_fields__)
+    if not isinstance(dims, dict) or sorted(dims) != sorted(names):
+        raise CheckpointError(f"{path}: Whisper dims must be the fields {names}, got {dims!r:.200}")
+    if not all(type(v) is int and v > 0 for v in dims.values()):
+        raise CheckpointError(f"{path}: Whisper dims must be positive integers, got {dims}")
+    if unit not in TEXT_UNITS:
+        raise CheckpointError(f"{path}: text unit must be one of {TEXT_UNITS}, got {unit!r:.100}")
+    d = ModelDimensions(**dims)
+    expected = {
+        "encoder.conv1.weight": (d.n_audio_state, d.n_mels, 3),
+        "encoder.positional_embedding": (d.n_audio_ctx, d.n_audio_state),
+        "decoder.token_embedding.weight": (d.n_vocab, d.n_text_state),
+        "decoder.positional_embedding": (d.n_text_ctx, d.n_text_state),
+    }
+    wrong = [f"{k} {list(shapes.get(k, ()))} (expected {list(v)})" for k, v in expected.items() if shapes.get(k) != v]
+    for part, n_layers in (("encoder", d.n_audio_layer), ("decoder", d.n_text_layer)):
+        blocks = {k.split(".")[2] for k in shapes if k.startswith(f"{part}.blocks.")}
+        if len(blocks) != n_layers or blocks != {str(i) for i in range(n_layers)}:
+            wrong.append(f"{len(blocks)} {part} blocks (expected {n_layers})")
+    if d.n_audio_state % d.n_audio_head or d.n_text_state % d.n_text_head:
+        wrong.append(f"heads {d.n_audio_head}/{d.n_text_head} do not divide the widths")
+    if wrong:
+        raise CheckpointError(f"{path}: weights do not fit its Whisper dims: {', '.join(wrong[:3])}")
+    return d
+
+
 def run_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The model tensors of a training run's ``last.pt`` (as the shared loop saves them)."""
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    """The model tensors of a training run's ``last.pt`` (as the shared loop saves them; read with
+    ``weights_only=True``, numpy arrays allowed for its RNG state)."""
+    from audiotok.checkpoint import load_pickled
+
+    return load_pickled(path, numpy_arrays=True)["model"]
 
 
 def with_audio_context(model: Whisper, seconds: float) -> Whisper:
