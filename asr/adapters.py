@@ -323,23 +323,28 @@ class Adapter:
     @classmethod
     def load(cls, model: Whisper, path: str | os.PathLike) -> Adapter:
         """Apply a saved adapter to ``model`` (the base it was trained on) in place."""
-        from safetensors.torch import load_file
-
-        from audiotok.checkpoint import CheckpointError, read_metadata
+        from audiotok.checkpoint import CheckpointError, load_state, read_metadata
         from audiotok.config import from_dict
 
         meta = read_metadata(path)
         if meta.get("model_type") != MODEL_TYPE:
             raise CheckpointError(f"{path}: not a Whisper adapter (model_type {meta.get('model_type')!r})")
-        dims = ModelDimensions(**json.loads(meta["dims"]))
+        try:
+            dims = ModelDimensions(**json.loads(meta["dims"]))
+            config = from_dict(AdapterConfig, json.loads(meta["config"]))
+        except (KeyError, TypeError, ValueError) as err:  # ConfigError and JSONDecodeError are ValueErrors
+            raise CheckpointError(f"{path}: no valid adapter header ({err})") from None
         if dims != model.dims:
             raise CheckpointError(f"{path}: trained on a base with dims {dims}, not {model.dims}")
-        adapter = cls(model, from_dict(AdapterConfig, json.loads(meta["config"])))
-        state = load_file(str(path))
+        adapter = cls(model, config)
+        state = load_state(path, meta)
         params = dict(model.named_parameters())
         unknown = sorted(set(state) - set(params))
         if unknown:
             raise CheckpointError(f"{path}: tensors {unknown[:3]}... do not fit the adapted model")
+        wrong = sorted(n for n, v in state.items() if v.shape != params[n].shape)
+        if wrong:
+            raise CheckpointError(f"{path}: tensors {wrong[:3]} have other shapes than the adapted model's")
         with torch.no_grad():
             for n, v in state.items():
                 params[n].copy_(v)

@@ -63,7 +63,11 @@ def read_tokens(path: str | os.PathLike) -> list[dict]:
     tokenizer."""
     path = Path(path)
     rows, first = [], None
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as err:
+        raise _stale(str(path), f"not a token cache ({err})") from None
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
