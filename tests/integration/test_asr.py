@@ -244,12 +244,13 @@ def test_adapt_recipe_runs_two_steps_and_resumes(child_corpus, tmp_path, unit):
     assert chosen["step"] == 2 and 0 <= chosen["cer"] <= chosen["wer"] + 10
 
 
-def test_experiment_writes_the_comparison_table_and_rank_maps(child_corpus, tmp_path):
+def test_experiment_writes_the_comparison_table_and_rank_maps(child_corpus, tmp_path, monkeypatch):
+    from recipes.asr_s2lora import experiment
     from recipes.asr_s2lora.experiment import main
 
     # a short text context: a random model never ends, so every decode runs to the limit (and its beam fallback)
     base = save_openai(new_whisper(small_dims(80, 4.0, 32, 2, 1, n_text_ctx=24), seed=0), tmp_path / "base.pt")
-    out = tmp_path / "exp"
+    out, committed = tmp_path / "exp", tmp_path / "repo-results"
     args = [
         "--config",
         str(ROOT / "recipes/asr_s2lora/configs/tiny.yaml"),
@@ -258,19 +259,61 @@ def test_experiment_writes_the_comparison_table_and_rank_maps(child_corpus, tmp_
         "adult_test=null",
         "adapt_engines=[flite]",
         "ood_engines=[festival]",
-        f"out_dir={out}",
+        f"results_dir={committed}",
+        "seeds=[0, 1]",
+        "seeded_methods=[lora]",
     ]
-    results = main(args)
-    assert set(results) == {"zero-shot", *METHODS}
+    results = main([*args, f"out_dir={out}"])
+    assert set(results) == {"zero-shot", *METHODS, "lora-seed1"}
     assert results["s2lora"]["trainable"] < results["lora"]["trainable"] < results["full"]["trainable"]
     table = (out / "results.md").read_text()
     for method in ("zero-shot", *METHODS):
         assert f"| {method} |" in table
     assert "synthetic" in table and "CER" in table and 0 <= results["lora"]["cer_in"] <= 10
+    assert "criterion >= 30%" in table.splitlines()[0] and "| reference |" in table
     assert (out / "ranks.png").stat().st_size > 0 and "adalora" in (out / "ranks.md").read_text()
-    mtime = (out / "results.json").stat().st_mtime
-    main(args)  # resumable: everything is done, nothing is retrained
-    assert (out / "results.json").stat().st_mtime == mtime
+
+    # one result file per run, the seeded one included, with the per-utterance lists and the set digests
+    files = {p.stem for p in committed.glob("*.json")}
+    assert files == {"zero-shot", *METHODS, "lora-seed1"}
+    seeded = json.loads((committed / "lora-seed1.json").read_text())
+    assert (
+        seeded["method"] == "lora" and seeded["seed"] == 1 and "seed: 1" in (out / "lora-seed1/config.yaml").read_text()
+    )
+    test_in = seeded["tests"]["in"]
+    assert test_in["n"] == len(test_in["ids"]) == len(test_in["refs"]) == len(test_in["hyps"]) == 2
+    assert set(seeded["sets"]) == {"adapt", "valid", "test_in", "test_ood"}
+    assert seeded["sets"]["test_in"]["n"] == seeded["sets"]["valid"]["n"] == 2 and "ranks" in json.loads(
+        (committed / "s2lora.json").read_text()
+    )
+    row = next(line for line in table.splitlines() if line.startswith("| lora |"))
+    assert row.count("(2)") == 2  # in-domain and out-of-domain WER: mean ± std over 2 seeds
+
+    # a new machine (empty out_dir) with the committed results: nothing is trained, decoded or rewritten
+    def boom(*a, **k):
+        raise AssertionError("a finished run was redone")
+
+    monkeypatch.setattr(experiment, "train", boom)
+    monkeypatch.setattr(experiment, "load_whisper", boom)
+    monkeypatch.setattr(experiment, "load_adapted", boom)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in committed.glob("*.json")}
+    assert main([*args, f"out_dir={tmp_path / 'session2'}"]) == results
+    assert {p.name: p.stat().st_mtime_ns for p in committed.glob("*.json")} == mtimes
+    mtime = (out / "results.json").stat().st_mtime_ns
+    main([*args, f"out_dir={out}"])  # the same machine: nothing to do, nothing rewritten
+    assert (out / "results.json").stat().st_mtime_ns == mtime
+
+    # the report from the result files alone: no corpus, no model
+    (committed / "results.md").unlink()
+    report = [*args, f"out_dir={tmp_path / 'report'}", f"child={tmp_path / 'absent'}", "report=true"]
+    assert main(report) == results
+    assert (committed / "results.md").read_text() == table == (tmp_path / "report/results.md").read_text()
+
+    # a different slice of the corpus is refused, naming the set
+    with pytest.raises(ValueError, match="another adapt set .* new folder"):
+        main([*args, f"out_dir={tmp_path / 'other'}", "n_adapt=1"])
+    with pytest.raises(ValueError, match="n_adapt=100000 but .* holds only"):
+        main([*args, f"out_dir={tmp_path / 'other'}", "n_adapt=100000"])
 
 
 def test_adapt_recipe_under_ddp_with_shared_s2lora_factors(child_corpus, tmp_path):
