@@ -251,8 +251,8 @@ def test_semantic_tab_runs_on_the_bundled_default(tmp_path, monkeypatch):
     finally:
         app.get_semantic.cache_clear()
         app.get_semantic_asr.cache_clear()
-    assert out["summary"].startswith("**50 semantic tokens** (25 tokens/s, 6561 codes)")
+    assert out["summary"].startswith("**50 semantic tokens** (25 tokens/s, 4096 codes)")
     assert "No ASR model" in out["transcript"]
     from audiotok.semantic import SemanticTokenizer
 
-    assert SemanticTokenizer.from_pretrained().codebook_size == 6561  # the bundled default by name
+    assert SemanticTokenizer.from_pretrained().codebook_size == 4096  # the bundled default by name
