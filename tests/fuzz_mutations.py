@@ -184,7 +184,8 @@ def no_codes_tensor(rng, data):
     return save({rng.choice(["code", "weights", "Codes"]): codes}, metadata=meta)
 
 
-TOKEN_MUTATORS: dict[str, Mutator] = {
+# what breaks any safetensors file, token file or checkpoint alike
+SAFETENSORS_MUTATORS: dict[str, Mutator] = {
     "empty": empty,
     "truncated": truncated,
     "byte_flips": byte_flips,
@@ -195,6 +196,10 @@ TOKEN_MUTATORS: dict[str, Mutator] = {
     "dtype_changed": st_dtype_changed,
     "shape_changed": st_shape_changed,
     "offsets_changed": st_offsets_changed,
+}
+
+TOKEN_MUTATORS: dict[str, Mutator] = {
+    **SAFETENSORS_MUTATORS,
     "codes_out_of_range": codes_out_of_range,
     "codes_wrong_dtype": codes_wrong_dtype,
     "codes_wrong_shape": codes_wrong_shape,
@@ -315,16 +320,7 @@ def shared_tensors_bad(rng, meta):
 
 def checkpoint_mutators(codebook_path: list[str], layers_path: list[str]) -> dict[str, Mutator]:
     return {
-        "empty": empty,
-        "truncated": truncated,
-        "byte_flips": byte_flips,
-        "random_bytes": random_bytes,
-        "header_len_huge": header_len_huge,
-        "header_len_wrong": header_len_wrong,
-        "header_json_corrupt": header_json_corrupt,
-        "dtype_changed": st_dtype_changed,
-        "shape_changed": st_shape_changed,
-        "offsets_changed": st_offsets_changed,
+        **SAFETENSORS_MUTATORS,
         "codebook_disagrees": _st_meta(_config_edit(codebook_path, [8, 63, 65, 4096, 10**12, 0, -1, "64"])),
         "layers_huge": _st_meta(_config_edit(layers_path, [10**9, 10**6, 2**31, -1])),
         "config_broken": _st_meta(config_broken),
