@@ -215,6 +215,16 @@ def check_fits(path: str | os.PathLike, what: str, expected: dict[str, tuple], f
         raise CheckpointError(f"{path}: weights do not fit {what}: " + "; ".join(p for p in parts if p))
 
 
+def real_tensors(state: object, path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
+    """``state`` (what a torch checkpoint holds under its weights key) if it is a dict of real tensors, else a
+    :class:`CheckpointError` saying the file is not ``what``."""
+    if not isinstance(state, dict) or not all(
+        isinstance(v, torch.Tensor) and not v.is_complex() for v in state.values()
+    ):
+        raise CheckpointError(f"{path}: not {what} (no state dict of real tensors)")
+    return state
+
+
 def load_pickled(path: str | os.PathLike, map_location: str | torch.device = "cpu", numpy_arrays: bool = False) -> Any:
     """``torch.load`` with ``weights_only=True``: tensors, containers and plain values, never code (a pickle that
     names any other callable is refused). ``numpy_arrays``: also numpy arrays, as training states hold in their

@@ -134,15 +134,13 @@ def load_wavtokenizer(ckpt_path: str | os.PathLike, config: str | os.PathLike | 
     """Build our codec from an official checkpoint and its config (a YAML path, or a dict in the YAML's layout such
     as :func:`release_config` gives); outputs match the reference implementation. The checkpoint is read with
     ``weights_only=True`` (no code runs) and checked against the config before the model is built."""
-    from audiotok.checkpoint import CheckpointError, check_fits, load_pickled, skeleton_shapes
+    from audiotok.checkpoint import CheckpointError, check_fits, load_pickled, real_tensors, skeleton_shapes
 
     config = config_from_dict(config) if isinstance(config, dict) else config_from_yaml(config)
     ckpt = load_pickled(ckpt_path)
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(
-        isinstance(v, torch.Tensor) and not v.is_complex() for v in state.values()
-    ):
-        raise CheckpointError(f"{ckpt_path}: not a WavTokenizer checkpoint (no state_dict of real tensors)")
+    state = real_tensors(
+        ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None, ckpt_path, "a WavTokenizer checkpoint"
+    )
     try:
         converted = convert_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:  # e.g. a codebook flag that is not one value

@@ -159,7 +159,14 @@ def load_whisper(
 
             return load_pretrained_whisper(resolved.options["whisper_name"], device=device)
         path = resolved.path
-    from audiotok.checkpoint import CheckpointError, declared_shapes, load_pickled, load_state, read_metadata
+    from audiotok.checkpoint import (
+        CheckpointError,
+        declared_shapes,
+        load_pickled,
+        load_state,
+        read_metadata,
+        real_tensors,
+    )
 
     if path.suffix == ".safetensors":
         meta = read_metadata(path)
@@ -174,11 +181,9 @@ def load_whisper(
         state = {k: v.float() for k, v in load_state(path, meta).items()}
     else:  # openai-whisper's {dims, model_state_dict} layout, read once; our exports also say how they spell
         ckpt = load_pickled(path)
-        state = ckpt.get("model_state_dict") if isinstance(ckpt, dict) else None
-        if not isinstance(state, dict) or not all(
-            isinstance(v, torch.Tensor) and not v.is_complex() for v in state.values()
-        ):
-            raise CheckpointError(f"{path}: not an openai-whisper checkpoint (no model_state_dict of real tensors)")
+        state = real_tensors(
+            ckpt.get("model_state_dict") if isinstance(ckpt, dict) else None, path, "an openai-whisper checkpoint"
+        )
         unit = ckpt.get("text_unit", "bpe")
         dims = _checked_dims(path, ckpt.get("dims"), unit, {k: tuple(v.shape) for k, v in state.items()})
     model = Whisper(dims, unit)
